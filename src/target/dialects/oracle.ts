@@ -1,0 +1,62 @@
+/**
+ * Oracle through node-oracledb in thin mode. A Buffer bound as-is travels as RAW, which stops at 32 KB in SQL;
+ * images must be bound as BLOB. knex passes bind objects ({ type, val }) through to oracledb untouched for raw
+ * statements, so every statement that carries an image here is a raw statement with a BLOB bind.
+ * Identifiers are quoted exactly as the mapping writes them: Oracle's own names are upper case (SPRIDEN).
+ */
+import { createRequire } from 'node:module';
+import type { Dialect } from './index.js';
+import { errorCode, raw, placeholders, STUDENT_COLUMNS, targetColumns } from './shared.js';
+
+interface OracleDbTypes {
+  DB_TYPE_BLOB: unknown;
+}
+let driver: OracleDbTypes | undefined;
+/** Loaded on first use, so other databases never load oracledb. */
+function oracledb(): OracleDbTypes {
+  driver ??= createRequire(import.meta.url)('oracledb') as OracleDbTypes;
+  return driver;
+}
+
+export interface OracleBlobBind {
+  type: unknown;
+  val: Buffer;
+}
+
+export const oracle: Dialect = {
+  name: 'oracle',
+  maxBindings: 65535,
+  // ORA-01795: at most 1000 expressions in a list.
+  maxInList: 1000,
+  blobBinding: (buf): OracleBlobBind => ({ type: oracledb().DB_TYPE_BLOB, val: buf }),
+  ensureStudentRow: (k, table, key, now) =>
+    raw(k, 
+      'merge into ?? t using (select ? as student_key from dual) s on (t.student_key = s.student_key) ' +
+        'when not matched then insert (student_key, updated_at) values (s.student_key, ?)',
+      [table, key, now],
+    ),
+  lockStudentRow: (k, table, key) => raw(k, `select ${STUDENT_COLUMNS} from ?? where student_key = ? for update`, [table, key]),
+  upsertTarget(k, target, row) {
+    const { names, values } = targetColumns(target, row, oracle.blobBinding(row.blob));
+    const updated = names.slice(1);
+    // Oracle cannot update a column used in ON, so the key is only matched and inserted.
+    const sql =
+      `merge into ?? t using (select ${names.map(() => '? as ??').join(', ')} from dual) s on (t.?? = s.??) ` +
+      `when matched then update set ${updated.map(() => 't.?? = s.??').join(', ')} ` +
+      `when not matched then insert (${placeholders(names.length, '??')}) values (${placeholders(names.length, 's.??')})`;
+    return raw(k, sql, [
+      target.table,
+      ...names.flatMap((c, i) => [values[i], c]),
+      target.keyColumn,
+      target.keyColumn,
+      ...updated.flatMap((c) => [c, c]),
+      ...names,
+      ...names,
+    ]);
+  },
+  rowsOf: (result) => result as Array<Record<string, unknown>>,
+  // ORA-00060 deadlock, ORA-08177 serialization failure.
+  isTransientConflict: (err) => [60, 8177].includes(errorCode(err) as number),
+  // ORA-00001: a MERGE racing another session's insert of the same key.
+  isUniqueViolation: (err) => errorCode(err) === 1 || /ORA-00001/.test(String((err as Error)?.message)),
+};

@@ -1,0 +1,16 @@
+import type { Dialect } from './index.js';
+import { errorCode, raw, insertOnConflictUpdate, insertStudentOnConflictDoNothing, STUDENT_COLUMNS } from './shared.js';
+
+export const postgres: Dialect = {
+  name: 'postgres',
+  maxBindings: 65535,
+  maxInList: 10000,
+  blobBinding: (buf) => buf,
+  ensureStudentRow: insertStudentOnConflictDoNothing,
+  lockStudentRow: (k, table, key) => raw(k, `select ${STUDENT_COLUMNS} from ?? where student_key = ? for update`, [table, key]),
+  upsertTarget: (k, target, row) => insertOnConflictUpdate(k, target, row, row.blob),
+  rowsOf: (result) => (result as { rows: Array<Record<string, unknown>> }).rows,
+  // 40P01 deadlock, 40001 serialization failure.
+  isTransientConflict: (err) => ['40P01', '40001'].includes(String(errorCode(err))),
+  isUniqueViolation: (err) => errorCode(err) === '23505',
+};

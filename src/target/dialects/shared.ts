@@ -1,0 +1,46 @@
+/** SQL pieces several dialects write the same way. Identifiers always go through `??`. */
+import type { Knex } from 'knex';
+import type { TargetRow, TargetTable } from './index.js';
+
+/** Target columns in a fixed order: key, blob, then the extra columns in mapping order. */
+export function targetColumns(target: TargetTable, row: TargetRow, blob: unknown): { names: string[]; values: unknown[] } {
+  const extra = Object.entries(row.columns);
+  return {
+    names: [target.keyColumn, target.blobColumn, ...extra.map(([c]) => c)],
+    values: [row.key, blob, ...extra.map(([, v]) => v)],
+  };
+}
+
+export const placeholders = (n: number, p: string): string => Array.from({ length: n }, () => p).join(', ');
+
+/**
+ * `insert into T (k, b, c...) values (?, ?, ?...) on conflict (k) do update set b = excluded.b, c = excluded.c`
+ * PostgreSQL and SQLite share this form (SQLite ≥ 3.24).
+ */
+export function insertOnConflictUpdate(k: Knex, target: TargetTable, row: TargetRow, blob: unknown): Knex.Raw {
+  const { names, values } = targetColumns(target, row, blob);
+  const updated = names.slice(1);
+  const sql =
+    `insert into ?? (${placeholders(names.length, '??')}) values (${placeholders(names.length, '?')}) ` +
+    `on conflict (??) do update set ${updated.map(() => '?? = excluded.??').join(', ')}`;
+  return raw(k, sql, [target.table, ...names, ...values, target.keyColumn, ...updated.flatMap((c) => [c, c])]);
+}
+
+export function insertStudentOnConflictDoNothing(k: Knex, studentTable: string, studentKey: string, now: Date): Knex.Raw {
+  return raw(k, 'insert into ?? (student_key, updated_at) values (?, ?) on conflict (student_key) do nothing', [studentTable, studentKey, now]);
+}
+
+export const STUDENT_COLUMNS = 'student_key, photo_id, version, photo_date';
+
+/** A code/errno/number property, as the different drivers name it. */
+export function errorCode(err: unknown): string | number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; errno?: unknown; number?: unknown; errorNum?: unknown };
+  for (const v of [e.code, e.errorNum, e.number, e.errno]) if (typeof v === 'string' || typeof v === 'number') return v;
+  return undefined;
+}
+
+/** knex.raw with bindings of any type: images, dates and driver bind objects are all valid values here. */
+export function raw(k: Knex, sql: string, bindings: unknown[]): Knex.Raw {
+  return k.raw(sql, bindings as Knex.RawBinding[]);
+}
