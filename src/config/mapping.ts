@@ -132,6 +132,13 @@ export const mappingSchema = z.strictObject({
   studentKey: studentKey.prefault({}),
   target,
   unmatched,
+  /**
+   * What to do with a photo whose bytes are not a usable image (not JPEG/PNG, truncated, over maxBytes):
+   * it will not fix itself, so by default it is put ON_HOLD for the card office with the specific reason.
+   */
+  badImage: z
+    .strictObject({ action: z.enum(['leave', 'hold', 'fail']).default('hold') })
+    .prefault({}),
   images: z
     .strictObject({
       maxBytes: z.number().int().min(1024).max(100 * 1024 * 1024).default(10 * 1024 * 1024),

@@ -5,7 +5,7 @@
  * terminating semicolon.
  */
 import type { Dialect } from './index.js';
-import { errorCode, raw, placeholders, STUDENT_COLUMNS, targetColumns } from './shared.js';
+import { errorCode, raw, selectStudent, placeholders, targetColumns } from './shared.js';
 
 export const mssql: Dialect = {
   name: 'mssql',
@@ -14,12 +14,12 @@ export const mssql: Dialect = {
   blobBinding: (buf) => buf,
   ensureStudentRow: (k, table, key, now) =>
     raw(k, 
-      'merge into ?? with (holdlock) as t using (select ? as student_key) as s on t.student_key = s.student_key ' +
-        'when not matched then insert (student_key, updated_at) values (s.student_key, ?);',
-      [table, key, now],
+      'merge into ?? with (holdlock) as t using (select ? as ??) as s on t.?? = s.?? ' +
+        'when not matched then insert (??, ??) values (s.??, ?);',
+      [table, key, 'student_key', 'student_key', 'student_key', 'student_key', 'updated_at', 'student_key', now],
     ),
   lockStudentRow: (k, table, key) =>
-    raw(k, `select ${STUDENT_COLUMNS} from ?? with (updlock, rowlock, holdlock) where student_key = ?`, [table, key]),
+    selectStudent(k, table, key, ' with (updlock, rowlock, holdlock)'),
   upsertTarget(k, target, row) {
     const { names, values } = targetColumns(target, row, row.blob);
     const updated = names.slice(1);

@@ -3,7 +3,7 @@
  * than the largest image (MariaDB's default is 16 MB, MySQL 8's 64 MB); mapping.images.maxBytes should stay below it.
  */
 import type { Dialect } from './index.js';
-import { errorCode, raw, placeholders, STUDENT_COLUMNS, targetColumns } from './shared.js';
+import { errorCode, raw, selectStudent, placeholders, targetColumns } from './shared.js';
 
 export const mysql: Dialect = {
   name: 'mysql',
@@ -12,8 +12,10 @@ export const mysql: Dialect = {
   blobBinding: (buf) => buf,
   // Not INSERT IGNORE: that would also hide truncation and other real errors.
   ensureStudentRow: (k, table, key, now) =>
-    raw(k, 'insert into ?? (student_key, updated_at) values (?, ?) on duplicate key update student_key = student_key', [table, key, now]),
-  lockStudentRow: (k, table, key) => raw(k, `select ${STUDENT_COLUMNS} from ?? where student_key = ? for update`, [table, key]),
+    raw(k, 'insert into ?? (??, ??) values (?, ?) on duplicate key update ?? = ??', [
+      table, 'student_key', 'updated_at', key, now, 'student_key', 'student_key',
+    ]),
+  lockStudentRow: (k, table, key) => selectStudent(k, table, key, '', ' for update'),
   upsertTarget(k, target, row) {
     const { names, values } = targetColumns(target, row, row.blob);
     const updated = names.slice(1);

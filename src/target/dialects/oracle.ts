@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Dialect } from './index.js';
-import { errorCode, raw, placeholders, STUDENT_COLUMNS, targetColumns } from './shared.js';
+import { errorCode, raw, selectStudent, placeholders, targetColumns } from './shared.js';
 
 interface OracleDbTypes {
   DB_TYPE_BLOB: unknown;
@@ -31,11 +31,11 @@ export const oracle: Dialect = {
   blobBinding: (buf): OracleBlobBind => ({ type: oracledb().DB_TYPE_BLOB, val: buf }),
   ensureStudentRow: (k, table, key, now) =>
     raw(k, 
-      'merge into ?? t using (select ? as student_key from dual) s on (t.student_key = s.student_key) ' +
-        'when not matched then insert (student_key, updated_at) values (s.student_key, ?)',
-      [table, key, now],
+      'merge into ?? t using (select ? as ?? from dual) s on (t.?? = s.??) ' +
+        'when not matched then insert (??, ??) values (s.??, ?)',
+      [table, key, 'student_key', 'student_key', 'student_key', 'student_key', 'updated_at', 'student_key', now],
     ),
-  lockStudentRow: (k, table, key) => raw(k, `select ${STUDENT_COLUMNS} from ?? where student_key = ? for update`, [table, key]),
+  lockStudentRow: (k, table, key) => selectStudent(k, table, key, '', ' for update'),
   upsertTarget(k, target, row) {
     const { names, values } = targetColumns(target, row, oracle.blobBinding(row.blob));
     const updated = names.slice(1);

@@ -1,5 +1,5 @@
 import type { Dialect } from './index.js';
-import { errorCode, raw, insertOnConflictUpdate, insertStudentOnConflictDoNothing, STUDENT_COLUMNS } from './shared.js';
+import { errorCode, raw, selectStudent, insertOnConflictUpdate, insertStudentOnConflictDoNothing } from './shared.js';
 
 export const postgres: Dialect = {
   name: 'postgres',
@@ -7,7 +7,7 @@ export const postgres: Dialect = {
   maxInList: 10000,
   blobBinding: (buf) => buf,
   ensureStudentRow: insertStudentOnConflictDoNothing,
-  lockStudentRow: (k, table, key) => raw(k, `select ${STUDENT_COLUMNS} from ?? where student_key = ? for update`, [table, key]),
+  lockStudentRow: (k, table, key) => selectStudent(k, table, key, '', ' for update'),
   upsertTarget: (k, target, row) => insertOnConflictUpdate(k, target, row, row.blob),
   rowsOf: (result) => (result as { rows: Array<Record<string, unknown>> }).rows,
   // 40P01 deadlock, 40001 serialization failure.

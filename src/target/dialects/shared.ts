@@ -27,10 +27,21 @@ export function insertOnConflictUpdate(k: Knex, target: TargetTable, row: Target
 }
 
 export function insertStudentOnConflictDoNothing(k: Knex, studentTable: string, studentKey: string, now: Date): Knex.Raw {
-  return raw(k, 'insert into ?? (student_key, updated_at) values (?, ?) on conflict (student_key) do nothing', [studentTable, studentKey, now]);
+  return raw(k, 'insert into ?? (??, ??) values (?, ?) on conflict (??) do nothing', [
+    studentTable, 'student_key', 'updated_at', studentKey, now, 'student_key',
+  ]);
 }
 
-export const STUDENT_COLUMNS = 'student_key, photo_id, version, photo_date';
+/**
+ * Job-table columns are lower-case and created quoted (by knex), so raw SQL must quote them too: unquoted,
+ * Oracle would look for STUDENT_KEY. They are bound as `??` like every other identifier.
+ */
+export const STUDENT_COLUMNS = ['student_key', 'photo_id', 'version', 'photo_date'];
+
+/** `select <student columns> from T<hint> where student_key = ?<suffix>` */
+export function selectStudent(k: Knex, studentTable: string, studentKey: string, tableHint = '', suffix = ''): Knex.Raw {
+  return raw(k, `select ?? from ??${tableHint} where ?? = ?${suffix}`, [STUDENT_COLUMNS, studentTable, 'student_key', studentKey]);
+}
 
 /** A code/errno/number property, as the different drivers name it. */
 export function errorCode(err: unknown): string | number | undefined {

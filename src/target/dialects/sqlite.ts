@@ -1,5 +1,5 @@
 import type { Dialect } from './index.js';
-import { errorCode, raw, insertOnConflictUpdate, insertStudentOnConflictDoNothing, STUDENT_COLUMNS } from './shared.js';
+import { errorCode, raw, selectStudent, insertOnConflictUpdate, insertStudentOnConflictDoNothing } from './shared.js';
 
 export const sqlite: Dialect = {
   name: 'sqlite',
@@ -10,10 +10,10 @@ export const sqlite: Dialect = {
    * A write that changes nothing still takes SQLite's write lock. Taking it first means a second process waits
    * (busy_timeout) instead of failing with SQLITE_BUSY when both try to upgrade a read transaction.
    */
-  beginWrite: (k, lockTable) => raw(k, 'update ?? set name = name where 1 = 0', [lockTable]),
+  beginWrite: (k, lockTable) => raw(k, 'update ?? set ?? = ?? where 1 = 0', [lockTable, 'name', 'name']),
   ensureStudentRow: insertStudentOnConflictDoNothing,
   // The transaction already holds SQLite's single write lock (beginWrite), so a plain read is serialised.
-  lockStudentRow: (k, table, key) => raw(k, `select ${STUDENT_COLUMNS} from ?? where student_key = ?`, [table, key]),
+  lockStudentRow: (k, table, key) => selectStudent(k, table, key),
   upsertTarget: (k, target, row) => insertOnConflictUpdate(k, target, row, row.blob),
   rowsOf: (result) => result as Array<Record<string, unknown>>,
   isTransientConflict: (err) => String(errorCode(err)).startsWith('SQLITE_BUSY'),

@@ -1,0 +1,52 @@
+/** `cloudcard-sync run`: one sync, then exit with a code a scheduler can act on. */
+import type { Command } from 'commander';
+import { EXIT } from '../errors.js';
+import { openJob, mappingFrom } from '../job.js';
+import { formatSummary } from '../report.js';
+import { runSync, type RunSummary } from '../sync.js';
+import { createProgress } from '../progress.js';
+import { loggerFrom, settingsFrom, withSyncOptions, type CommonFlags } from './common.js';
+
+interface RunFlags extends CommonFlags {
+  once?: boolean;
+  dryRun?: boolean;
+  migrate?: boolean;
+  progress?: boolean;
+}
+
+/** Exit code for a finished run: 0 when every photo found ended stored and acknowledged (or unmatched and set aside as the mapping asks). */
+export function exitCodeFor(summary: RunSummary): number {
+  const c = summary.counts;
+  return c.left + c.failed > 0 ? EXIT.SOME_PHOTOS_FAILED : EXIT.OK;
+}
+
+export function registerRun(program: Command): void {
+  withSyncOptions(
+    program
+      .command('run')
+      .description('run one sync: store every ready photo, then mark it in CloudCard')
+      .option('--once', 'run once and exit (the default for this command; `schedule` runs repeatedly)')
+      .option('--dry-run', 'list, download and resolve, report what would be written and acknowledged; write and acknowledge nothing')
+      .option('--no-migrate', "do not create or upgrade the job's own tables first")
+      .option('--no-progress', 'no progress bar even on a terminal'),
+  ).action(async (flags: RunFlags) => {
+    const settings = settingsFrom(flags);
+    const mapping = mappingFrom(settings);
+    const logger = loggerFrom(settings);
+    const job = await openJob(settings, mapping, logger, { migrate: flags.migrate !== false && !flags.dryRun });
+    const progress = flags.progress === false ? undefined : createProgress();
+    try {
+      const summary = await runSync(job.deps, {
+        trigger: 'manual',
+        dryRun: flags.dryRun ?? false,
+        ...(progress ? { onProgress: progress.update } : {}),
+      });
+      progress?.stop();
+      process.stdout.write(`${formatSummary(summary)}\n`);
+      process.exitCode = exitCodeFor(summary);
+    } finally {
+      progress?.stop();
+      await job.close();
+    }
+  });
+}

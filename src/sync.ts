@@ -1,0 +1,175 @@
+/**
+ * One run: drain the source through resolve → write → acknowledge, many photos side by side but never
+ * more than `concurrency` in flight, so memory is bounded by the concurrency, not by the backlog.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Knex } from 'knex';
+import pLimit from 'p-limit';
+import { AcknowledgementLog } from './acknowledgements.js';
+import type { CloudCardClient } from './cloudcard/client.js';
+import type { Mapping } from './config/mapping.js';
+import { DatabaseError } from './errors.js';
+import type { Logger } from './log.js';
+import { processPhoto, UNMATCHED_CODES } from './process-photo.js';
+import { reconcileUnacknowledged } from './reconcile.js';
+import { emptyCounts, RunHistory, type RunCounts } from './run-history.js';
+import { PollSource } from './sources/poll.js';
+import type { OutcomeKind, PhotoOutcome, PhotoSource } from './sources/source.js';
+import type { StoreHooks } from './target/types.js';
+import type { PhotoWriter } from './target/writer.js';
+
+export interface SyncDeps {
+  client: CloudCardClient;
+  knex: Knex;
+  writer: PhotoWriter;
+  mapping: Mapping;
+  jobSchema?: string | undefined;
+  concurrency: number;
+  pageSize: number;
+  logger: Logger;
+}
+
+export interface RunOptions {
+  trigger?: string;
+  dryRun?: boolean;
+  /** Aborting stops taking new photos; those in flight finish (commit and acknowledge, or roll back). */
+  signal?: AbortSignal;
+  /** Defaults to polling the Photo List for the mapping's statuses. */
+  source?: PhotoSource;
+  onProgress?: (progress: { done: number; total: number | undefined; counts: RunCounts }) => void;
+  /** Test hooks inside the write transaction. */
+  hooks?: StoreHooks;
+}
+
+export interface RunSummary {
+  runId: string;
+  dryRun: boolean;
+  counts: RunCounts;
+  /** Committed by an earlier run and acknowledged by this one. */
+  reconciled: number;
+  durationMs: number;
+  /** Photos that did not end stored-and-acknowledged, with the reason (capped, for the report). */
+  problems: Array<{ photoId: number; kind: OutcomeKind; code?: string | undefined; reason?: string | undefined }>;
+  stopped: boolean;
+}
+
+const COUNT_BY_KIND: Record<OutcomeKind, keyof RunCounts> = {
+  stored: 'stored',
+  'already-stored': 'alreadyStored',
+  superseded: 'superseded',
+  unmatched: 'unmatched',
+  held: 'held',
+  failed: 'failed',
+  left: 'left',
+  'would-store': 'wouldStore',
+};
+const MAX_PROBLEMS_REPORTED = 200;
+
+export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<RunSummary> {
+  const started = Date.now();
+  const runId = randomUUID();
+  const dryRun = opts.dryRun ?? false;
+  const logger = deps.logger.child({ runId });
+  const counts = emptyCounts();
+  const problems: RunSummary['problems'] = [];
+  // Dry runs write nothing, not even their own history.
+  const history = dryRun ? undefined : new RunHistory(deps.knex, deps.jobSchema, runId, logger);
+  const acks = new AcknowledgementLog(deps.writer, logger);
+
+  const databaseDown = new AbortController();
+  let databaseError: unknown;
+  const signal = opts.signal ? AbortSignal.any([opts.signal, databaseDown.signal]) : databaseDown.signal;
+
+  await history?.start(opts.trigger ?? 'manual', os.hostname());
+  logger.info({ trigger: opts.trigger ?? 'manual', dryRun, concurrency: deps.concurrency }, 'run started');
+  let reconciled = 0;
+  let status: 'ok' | 'partial' | 'failed' | 'stopped' = 'ok';
+  let errorSummary: string | undefined;
+  try {
+    await deps.client.login();
+    if (!dryRun) reconciled = await reconcileUnacknowledged({ client: deps.client, writer: deps.writer, markAs: deps.mapping.markAs, logger });
+    counts.acknowledged += reconciled;
+
+    const source = opts.source ?? new PollSource({ client: deps.client, statuses: deps.mapping.statuses, pageSize: deps.pageSize, logger });
+    const limit = pLimit(deps.concurrency);
+    const ctx = {
+      client: deps.client,
+      writer: deps.writer,
+      mapping: deps.mapping,
+      runId,
+      dryRun,
+      acks,
+      logger,
+      hooks: opts.hooks,
+      onDatabaseDown: (err: unknown) => {
+        if (!databaseError) {
+          databaseError = err;
+          logger.error({ err }, 'lost the database connection: taking no new photos');
+          databaseDown.abort();
+        }
+      },
+    };
+    let done = 0;
+    // Back-pressure: pull the next photo from the source only when a slot is free, so the source (and
+    // its page of photo objects) is consumed no faster than photos are finished.
+    let wakeUp: (() => void) | undefined;
+    const tasks = new Set<Promise<void>>();
+    for await (const item of source.items(signal)) {
+      counts.found++;
+      const task = limit(async () => {
+        const outcome = await processPhoto(item.photo, ctx);
+        record(item.photo.id, item.photo.version ?? 0, outcome);
+        await item.settle(outcome);
+        done++;
+        opts.onProgress?.({ done, total: source.expectedTotal?.(), counts });
+      });
+      tasks.add(task);
+      void task.finally(() => {
+        tasks.delete(task);
+        wakeUp?.();
+      });
+      while (limit.activeCount + limit.pendingCount >= deps.concurrency && !signal.aborted) {
+        await new Promise<void>((resolve) => (wakeUp = resolve));
+      }
+      if (signal.aborted) break;
+    }
+    await Promise.all(tasks);
+    if (databaseError) throw new DatabaseError(`Lost the database connection during the run: ${(databaseError as Error).message}`, { cause: databaseError });
+    if (opts.signal?.aborted) status = 'stopped';
+    else if (counts.left + counts.failed + counts.held > 0) status = 'partial';
+  } catch (err) {
+    status = 'failed';
+    errorSummary = (err as Error).message;
+    throw err;
+  } finally {
+    await acks.flush();
+    await history?.finish(status, counts, errorSummary ?? summarizeProblems(problems)).catch((err: unknown) => logger.warn({ err }, 'could not record the run in run history'));
+    await deps.client.logout();
+    logger.info({ status, ...counts, reconciled, durationMs: Date.now() - started }, 'run finished');
+  }
+  return { runId, dryRun, counts, reconciled, durationMs: Date.now() - started, problems, stopped: status === 'stopped' };
+
+  function record(photoId: number, version: number, outcome: PhotoOutcome): void {
+    counts[COUNT_BY_KIND[outcome.kind]]++;
+    // An unmatched photo put ON_HOLD or FAILED counts both as unmatched and as held/failed.
+    if (outcome.kind !== 'unmatched' && outcome.code && UNMATCHED_CODES.has(outcome.code)) counts.unmatched++;
+    if (outcome.acknowledged) counts.acknowledged++;
+    const clean = (outcome.kind === 'stored' || outcome.kind === 'already-stored' || outcome.kind === 'superseded') && outcome.acknowledged;
+    if (!clean && problems.length < MAX_PROBLEMS_REPORTED) problems.push({ photoId, kind: outcome.kind, code: outcome.code, reason: outcome.reason });
+    history?.event({
+      photoId,
+      version,
+      event: outcome.acknowledged ? `${outcome.kind}+acknowledged` : outcome.kind,
+      studentKey: outcome.studentKey,
+      detail: outcome.reason,
+    });
+  }
+}
+
+function summarizeProblems(problems: RunSummary['problems']): string | undefined {
+  if (!problems.length) return undefined;
+  const byCode = new Map<string, number>();
+  for (const p of problems) byCode.set(p.code ?? p.kind, (byCode.get(p.code ?? p.kind) ?? 0) + 1);
+  return [...byCode].map(([code, n]) => `${code}: ${n}`).join(', ');
+}
