@@ -196,7 +196,7 @@ export class PhotoStore {
     const photo = this.mustGet(id);
     photo.imageRevision++;
     photo.publicKey = this.publicKeyFor(id, photo.imageRevision);
-    const format: ImageFormat = bytes ? sniffFormat(bytes, photo.contentType) : photo.ext === 'png' ? 'png' : 'jpeg';
+    const format: ImageFormat = bytes ? sniffFormat(bytes, undefined) : photo.ext === 'png' ? 'png' : 'jpeg';
     photo.contentType = format === 'png' ? 'image/png' : 'image/jpeg';
     photo.ext = format === 'png' ? 'png' : 'jpg';
     this.images.set(photo.objectName, {
