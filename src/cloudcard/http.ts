@@ -118,6 +118,8 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number 
   const text = value.trim();
   if (text === '') return undefined;
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // An HTTP date always names its day or month; without letters, Date.parse would read "-5" as a year.
+  if (!/[A-Za-z]/.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowMs);
