@@ -12,6 +12,7 @@ import { normalizeDate, resolveColumns } from './mapping/column-values.js';
 import { extractStudentKey } from './mapping/student-key.js';
 import type { AcknowledgementLog } from './acknowledgements.js';
 import { isConnectionError } from './target/db-errors.js';
+import { failpoint, withCommitFailpoint } from './failpoints.js';
 import type { StoreHooks, StudentKey } from './target/types.js';
 import type { PhotoWriter } from './target/writer.js';
 import type { PhotoOutcome } from './sources/source.js';
@@ -57,6 +58,7 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<Pho
       }
       throw err;
     }
+    failpoint('after-download');
 
     let key: StudentKey = studentKey;
     if (ctx.mapping.studentKey.lookup) {
@@ -102,11 +104,12 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<Pho
         columns,
         runId: ctx.runId,
       },
-      ctx.hooks,
+      withCommitFailpoint(ctx.hooks),
     );
     if (result.kind === 'no-student-row') {
       return await setAside(photo, ctx.mapping.unmatched.action, 'no-student', withHint(`Photo ${photo.id}: no row in ${ctx.mapping.target.table} with ${ctx.mapping.target.keyColumn} = "${studentKey}" (write mode is update).`, ctx), ctx, log, studentKey);
     }
+    failpoint('after-commit');
     log.info({ studentKey, outcome: result.kind, bytes: image.bytes.length }, result.kind === 'stored' ? 'photo stored' : `photo ${result.kind}`);
     return await acknowledge(photo, { kind: result.kind, acknowledged: false, studentKey, ...(result.kind === 'superseded' ? { reason: `a newer photo (${result.byPhotoId}) of the same student is already stored` } : {}) }, ctx, log);
   } catch (err) {
@@ -128,6 +131,7 @@ async function acknowledge(photo: Photo, outcome: PhotoOutcome, ctx: PhotoContex
   const version = photo.version ?? 0;
   const result = await ctx.client.setStatus({ id: photo.id, version: photo.version }, ctx.mapping.markAs);
   if (result.kind === 'ok') {
+    failpoint('during-ack');
     ctx.acks.add(photo.id, version);
     return { ...outcome, acknowledged: true };
   }
