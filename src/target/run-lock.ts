@@ -5,6 +5,7 @@
  * drops. That connection comes from the knex pool: pool max must be at least concurrency + 2.
  * SQLite has no sessions across processes, so there the lock is a row with a heartbeat.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Knex } from 'knex';
 import { dialectName } from './connection.js';
@@ -56,8 +57,8 @@ async function withDedicatedConnection(knex: Knex, take: (conn: Conn) => Promise
   };
 }
 
-/** Advisory-lock keys are 64-bit integers; derive a stable one from the name. */
-function advisoryKey(name: string): string {
+/** PostgreSQL advisory-lock keys are 64-bit integers; a stable one (FNV-1a) from the lock name. */
+export function advisoryKey(name: string): string {
   let h = 0xcbf29ce484222325n;
   for (const byte of Buffer.from(`cloudcard-sync:${name}`, 'utf8')) {
     h ^= BigInt(byte);
@@ -139,8 +140,9 @@ async function oracleRowLock(knex: Knex, name: string, table: string): Promise<R
   };
 }
 
+/** "host:pid:token": host and pid let a later run see that the holder died; the token tells two holders in one process apart. */
 function holderId(): string {
-  return `${hostname()}:${process.pid}`;
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }
 
 function pidAlive(pid: number): boolean {
