@@ -7,6 +7,9 @@ import { Command } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerRun } from './commands/run.js';
+import { registerSchedule } from './commands/schedule.js';
+import { registerStatus } from './commands/status.js';
+import { registerExplain } from './commands/explain.js';
 import { registerSimulate } from './commands/simulate.js';
 import { EXIT, SyncError } from './errors.js';
 import { redact } from './log.js';
@@ -17,6 +20,9 @@ const program = new Command()
   .showHelpAfterError();
 
 registerRun(program);
+registerSchedule(program);
+registerStatus(program);
+registerExplain(program);
 registerMigrate(program);
 registerDemo(program);
 registerSimulate(program);

@@ -36,8 +36,10 @@ export function withSyncOptions(cmd: Command): Command {
   );
 }
 
-export function settingsFrom(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): Settings {
+/** `extra` carries a command's own flags (e.g. `schedule --cron`) under their setting names. */
+export function settingsFrom(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env, extra: SettingsOverrides = {}): Settings {
   const overrides: SettingsOverrides = {
+    ...extra,
     mapping: flags.mapping,
     databaseUrl: flags.databaseUrl,
     baseUrl: flags.baseUrl,

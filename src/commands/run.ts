@@ -5,6 +5,7 @@ import { openJob, mappingFrom } from '../job.js';
 import { formatSummary } from '../report.js';
 import { runSync, type RunSummary } from '../sync.js';
 import { createProgress } from '../progress.js';
+import { LOCKED_MESSAGE, stopOnSignals, withRunLock } from '../run-guard.js';
 import { loggerFrom, settingsFrom, withSyncOptions, type CommonFlags } from './common.js';
 
 interface RunFlags extends CommonFlags {
@@ -35,16 +36,28 @@ export function registerRun(program: Command): void {
     const logger = loggerFrom(settings);
     const job = await openJob(settings, mapping, logger, { migrate: flags.migrate !== false && !flags.dryRun });
     const progress = flags.progress === false ? undefined : createProgress();
+    const stop = stopOnSignals(logger);
     try {
-      const summary = await runSync(job.deps, {
-        trigger: 'manual',
-        dryRun: flags.dryRun ?? false,
-        ...(progress ? { onProgress: progress.update } : {}),
-      });
+      const sync = () =>
+        runSync(job.deps, {
+          trigger: 'manual',
+          dryRun: flags.dryRun ?? false,
+          signal: stop.signal,
+          ...(progress ? { onProgress: progress.update } : {}),
+        });
+      // A dry run writes nothing, so it needs no lock and may run beside a real one.
+      const guarded = flags.dryRun ? { locked: false as const, value: await sync() } : await withRunLock(job.deps.knex, settings.jobSchema, sync);
       progress?.stop();
-      process.stdout.write(`${formatSummary(summary)}\n`);
-      process.exitCode = exitCodeFor(summary);
+      if (guarded.locked) {
+        logger.warn(LOCKED_MESSAGE);
+        process.stderr.write(`cloudcard-sync: ${LOCKED_MESSAGE}\n`);
+        process.exitCode = EXIT.LOCKED;
+        return;
+      }
+      process.stdout.write(`${formatSummary(guarded.value)}\n`);
+      process.exitCode = exitCodeFor(guarded.value);
     } finally {
+      stop.dispose();
       progress?.stop();
       await job.close();
     }

@@ -27,6 +27,7 @@ export const SETTINGS = {
   runAtStart: ['CLOUDCARD_SYNC_RUN_AT_START', boolSetting.default(true)],
   stopTimeoutMs: ['CLOUDCARD_SYNC_STOP_TIMEOUT_MS', intSetting(1000, 3_600_000).default(60_000)],
   metricsPort: ['CLOUDCARD_SYNC_METRICS_PORT', intSetting(0, 65535).optional()],
+  metricsHost: ['CLOUDCARD_SYNC_METRICS_HOST', z.string().min(1).default('127.0.0.1')],
   logLevel: ['LOG_LEVEL', z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')],
   logFormat: ['LOG_FORMAT', z.enum(['auto', 'json', 'pretty']).default('auto')],
 } as const;
