@@ -7,6 +7,8 @@
 export { startSimulator, DEFAULT_ACCESS_TOKEN } from './server.js';
 export { runSimulatorServer } from './run.js';
 export { seedPeople, studentNumberFor } from './people.js';
+export { SimQueue, SimStatusQueue } from './sqs.js';
+export type { SimQueueMessage, SimQueueOperation, SimQueueOptions, StatusQueueOptions } from './sqs.js';
 export type { FaultController, FaultKind, FaultMatch, FaultRule, InjectedFault } from './faults.js';
 export type {
   AddPhotoInput,

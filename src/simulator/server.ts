@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Faults, type FaultKind, type FaultRule } from './faults.js';
 import { photoJson, photoListJson, personJson } from './json.js';
 import { Sessions } from './sessions.js';
+import { SimStatusQueue } from './sqs.js';
 import { isPhotoStatus, PhotoStore } from './store.js';
 import type { RequestLogEntry, Simulator, SimulatorOptions } from './types.js';
 
@@ -202,8 +203,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     return undefined;
   }
 
+  // The status queue (when configured) shares the server; SQS requests are told apart by their X-Amz-Target.
+  let statusQueue: SimStatusQueue | undefined;
   const server = createServer((req, res) => {
-    handle(req, res).catch(() => req.socket.destroy());
+    const handler = statusQueue && req.headers['x-amz-target'] !== undefined ? handleSqs(statusQueue, req, res) : handle(req, res);
+    handler.catch(() => req.socket.destroy());
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -212,6 +216,15 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const { port } = server.address() as AddressInfo;
   const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   bytesBaseUrl = `${origin}/storage`;
+  if (opts.statusQueue) {
+    const queue = new SimStatusQueue(origin, opts.statusQueue, (id) => {
+      const photo = store.get(id);
+      return photo && photoJson(photo, bytesBaseUrl, true);
+    });
+    if (opts.statusQueue.enqueueExisting !== false) for (const photo of store.inOrder()) queue.photoChanged(photo);
+    store.onStatusChange((photo) => queue.photoChanged(photo));
+    statusQueue = queue;
+  }
 
   return {
     baseUrl: `${origin}/api`,
@@ -219,7 +232,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     accessToken,
     photos: () => store.all(),
     photo: (id) => store.get(id),
-    addPhoto: (p) => store.addPhoto(p),
+    addPhoto: (p) => {
+      const photo = store.addPhoto(p);
+      statusQueue?.photoChanged(photo);
+      return photo;
+    },
     setStatus: (id, status, reason) => store.setStatus(id, status, reason),
     replaceImage: (id, bytes) => store.replaceImage(id, bytes),
     corruptPhoto: (id, kind, o) => store.corruptPhoto(id, kind, o),
@@ -228,13 +245,24 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     requests: () => requestLog.map((e) => ({ ...e })),
     faults,
     onStatusChange: (listener) => store.onStatusChange(listener),
+    queue: statusQueue,
     close: async () => {
+      statusQueue?.close();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+async function handleSqs(queue: SimStatusQueue, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readBody(req);
+  const reply = body === 'tooLarge' ? undefined : await queue.handle(req, body);
+  // No reply: a stalled request (see SimQueue.stallDeletes) stays open until the client or close() ends it.
+  if (!reply || req.socket.destroyed) return;
+  res.writeHead(reply.status, { ...reply.headers, 'Content-Length': reply.body.length });
+  res.end(reply.body);
 }
 
 /** Writes the reply, or mangles it as the fault says. */

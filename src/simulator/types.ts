@@ -3,6 +3,7 @@
  * code against these names, so change them only together with their users.
  */
 import type { FaultController } from './faults.js';
+import type { SimStatusQueue, StatusQueueOptions } from './sqs.js';
 
 export interface SimulatorOptions {
   /** Interface to listen on; loopback only. Default '127.0.0.1'. */
@@ -27,6 +28,8 @@ export interface SimulatorOptions {
   unmatchedEvery?: number;
   /** Replaces the seeded people entirely; photo i belongs to people[i % people.length]. */
   people?: SeedPerson[];
+  /** Serve a local SQS status queue fed whenever a photo reaches `status` (see sqs.ts). */
+  statusQueue?: StatusQueueOptions;
 }
 
 export interface SeedPerson {
@@ -147,5 +150,7 @@ export interface Simulator {
   requests(): RequestLogEntry[];
   faults: FaultController;
   onStatusChange(listener: (photo: SimPhoto, previousStatus: string) => void): () => void;
+  /** The status queue, when `statusQueue` was given: `queue.url` for the SDK, `queue.endpoint` as its endpoint. */
+  queue: SimStatusQueue | undefined;
   close(): Promise<void>;
 }
