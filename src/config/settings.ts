@@ -30,6 +30,12 @@ export const SETTINGS = {
   metricsHost: ['CLOUDCARD_SYNC_METRICS_HOST', z.string().min(1).default('127.0.0.1')],
   logLevel: ['LOG_LEVEL', z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')],
   logFormat: ['LOG_FORMAT', z.enum(['auto', 'json', 'pretty']).default('auto')],
+  // Status queue mode (`consume`). Region and credentials come from the standard AWS chain; the queue URL names its region.
+  queueUrl: ['CLOUDCARD_SYNC_QUEUE_URL', z.url().optional()],
+  /** The variable the AWS SDK itself reads; passed on explicitly so the queue URL's host does not override it. */
+  queueEndpoint: ['AWS_ENDPOINT_URL_SQS', z.url().optional()],
+  queueMessageType: ['CLOUDCARD_SYNC_QUEUE_MESSAGE_TYPE', z.enum(['auto', 'FULL', 'ID']).default('auto')],
+  queueWaitSeconds: ['CLOUDCARD_SYNC_QUEUE_WAIT_SECONDS', intSetting(1, 20).default(20)],
 } as const;
 
 type SettingsShape = { [K in keyof typeof SETTINGS]: (typeof SETTINGS)[K][1] };
