@@ -28,9 +28,20 @@ interface DemoFlags {
 const STUDENTS_WITHOUT_PHOTOS = ['000000101', '000000102', '000000103'];
 const UNMATCHED_EVERY = 9;
 
-export async function seedDemoStudents(knex: Knex, photoCount: number): Promise<number> {
-  await knex.schema.dropTableIfExists('students');
-  await knex.schema.createTable('students', (t) => {
+/**
+ * Creates and fills the demo's `students` table (in `schema` if given) with the students the simulator's
+ * people stand for (same count, seed 1 and unmatchedEvery as the simulator); tests use it as their campus database too.
+ */
+export async function seedDemoStudents(
+  knex: Knex,
+  photoCount: number,
+  opts: { unmatchedEvery?: number; schema?: string | undefined } = {},
+): Promise<number> {
+  const { schema, unmatchedEvery = UNMATCHED_EVERY } = opts;
+  // knex.schema makes a new builder on every access, and a builder runs its statements once.
+  const ddl = () => (schema ? knex.schema.withSchema(schema) : knex.schema);
+  await ddl().dropTableIfExists('students');
+  await ddl().createTable('students', (t) => {
     t.string('STUDENT_ID', 9).primary();
     t.string('FIRST_NAME', 100);
     t.string('LAST_NAME', 100);
@@ -39,12 +50,12 @@ export async function seedDemoStudents(knex: Knex, photoCount: number): Promise<
     t.timestamp('PHOTO_UPDATED_AT');
     t.bigInteger('CLOUDCARD_PHOTO_ID');
   });
-  const rows = seedPeople(photoCount, 1, UNMATCHED_EVERY)
+  const rows = seedPeople(photoCount, 1, unmatchedEvery)
     .map((p) => ({ id: studentNumberFor(p), first: p.customFields['First Name'], last: p.customFields['Last Name'] }))
     .filter((p): p is { id: string; first: string; last: string } => p.id !== null)
     .map((p) => ({ STUDENT_ID: p.id, FIRST_NAME: p.first, LAST_NAME: p.last }));
   for (const id of STUDENTS_WITHOUT_PHOTOS) rows.push({ STUDENT_ID: id, FIRST_NAME: 'No', LAST_NAME: 'Photo' });
-  await knex.batchInsert('students', rows, 100);
+  await knex.batchInsert(schema ? `${schema}.students` : 'students', rows, 100);
   return rows.length;
 }
 
