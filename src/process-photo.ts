@@ -31,11 +31,18 @@ export interface PhotoContext {
   /** Called when the database connection itself failed, so the run can stop taking new photos. */
   onDatabaseDown(err: unknown): void;
   hooks?: StoreHooks;
+  /** This photo's slot (set by processPhoto): given up before the status PUT. */
+  releaseSlot?: () => void;
 }
 
-export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<PhotoOutcome> {
+/**
+ * `releaseSlot` is called once the photo needs nothing more than CloudCard's answer to a status change (its
+ * image is written or set aside), so the run can start the next photo meanwhile (see sync.ts).
+ */
+export async function processPhoto(photo: Photo, ctx: PhotoContext, releaseSlot: () => void = () => {}): Promise<PhotoOutcome> {
   const version = photo.version ?? 0;
   const log = ctx.logger.child({ photoId: photo.id, version });
+  ctx = { ...ctx, releaseSlot };
   let studentKey: string | undefined;
   try {
     // A photo already committed (an earlier run crashed before acknowledging, or a queue redelivered it)
@@ -129,7 +136,17 @@ function withHint(reason: string, ctx: PhotoContext): string {
 /** After COMMIT: tell CloudCard, then note it in the ledger. A failure here leaves the photo committed but unacknowledged, which the next run reconciles. */
 async function acknowledge(photo: Photo, outcome: PhotoOutcome, ctx: PhotoContext, log: Logger): Promise<PhotoOutcome> {
   const version = photo.version ?? 0;
-  const result = await ctx.client.setStatus({ id: photo.id, version: photo.version }, ctx.mapping.markAs);
+  ctx.releaseSlot?.();
+  let result: Awaited<ReturnType<CloudCardClient['setStatus']>>;
+  try {
+    result = await ctx.client.setStatus({ id: photo.id, version: photo.version }, ctx.mapping.markAs);
+  } catch (err) {
+    // Stored and committed, but CloudCard could not be told: still a stored photo (never written again),
+    // acknowledged by the next run's reconcile.
+    const reason = `Photo ${photo.id} is stored, but marking it ${ctx.mapping.markAs} failed: ${(err as Error).message}; the next run acknowledges it.`;
+    log.warn({ code: 'ack-failed' }, reason);
+    return { ...outcome, acknowledged: false, code: 'ack-failed', reason };
+  }
   if (result.kind === 'ok') {
     failpoint('during-ack');
     ctx.acks.add(photo.id, version);
@@ -169,6 +186,7 @@ async function setAside(
     return { kind, acknowledged: false, ...base, ...(ctx.dryRun && action !== 'leave' ? { reason: `${reason} (dry run: would mark ${action === 'hold' ? 'ON_HOLD' : 'FAILED'})` } : {}) };
   }
   const status = action === 'hold' ? 'ON_HOLD' : 'FAILED';
+  ctx.releaseSlot?.();
   const result = await ctx.client.setStatus({ id: photo.id, version: photo.version }, status, reason);
   if (result.kind !== 'ok') {
     log.warn({ code, studentKey, status }, `${reason} Could not mark it ${status} (${result.kind}); left for the next run.`);

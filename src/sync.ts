@@ -1,11 +1,14 @@
 /**
  * One run: drain the source through resolve → write → acknowledge, many photos side by side but never
- * more than `concurrency` in flight, so memory is bounded by the concurrency, not by the backlog.
+ * more than `concurrency` downloading or writing (each holds its image and a database connection), so
+ * memory is bounded by the concurrency, not by the backlog. A photo gives up its slot once it is written
+ * and only waits for CloudCard to accept its status: that PUT costs a round trip but no memory and no
+ * connection, and holding the slot through it would halve the throughput at real-world latencies (bench/).
+ * At most as many again may be waiting on that PUT.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Knex } from 'knex';
-import pLimit from 'p-limit';
 import { AcknowledgementLog } from './acknowledgements.js';
 import type { CloudCardClient } from './cloudcard/client.js';
 import type { Mapping } from './config/mapping.js';
@@ -92,7 +95,6 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
     counts.acknowledged += reconciled;
 
     const source = opts.source ?? new PollSource({ client: deps.client, statuses: deps.mapping.statuses, pageSize: deps.pageSize, logger });
-    const limit = pLimit(deps.concurrency);
     const ctx = {
       client: deps.client,
       writer: deps.writer,
@@ -114,22 +116,37 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
     // Back-pressure: pull the next photo from the source only when a slot is free, so the source (and
     // its page of photo objects) is consumed no faster than photos are finished.
     let wakeUp: (() => void) | undefined;
+    /** Photos downloading or writing: at most `concurrency`. */
+    let working = 0;
     const tasks = new Set<Promise<void>>();
     for await (const item of source.items(signal)) {
       counts.found++;
-      const task = limit(async () => {
-        const outcome = await processPhoto(item.photo, ctx);
-        record(item.photo.id, item.photo.version ?? 0, outcome);
-        await item.settle(outcome);
-        done++;
-        opts.onProgress?.({ done, total: source.expectedTotal?.(), counts });
-      });
+      working++;
+      let released = false;
+      const releaseSlot = () => {
+        if (released) return;
+        released = true;
+        working--;
+        wakeUp?.();
+      };
+      const task = (async () => {
+        try {
+          const outcome = await processPhoto(item.photo, ctx, releaseSlot);
+          releaseSlot();
+          record(item.photo.id, item.photo.version ?? 0, outcome);
+          await item.settle(outcome);
+          done++;
+          opts.onProgress?.({ done, total: source.expectedTotal?.(), counts });
+        } finally {
+          releaseSlot();
+        }
+      })();
       tasks.add(task);
       void task.finally(() => {
         tasks.delete(task);
         wakeUp?.();
       });
-      while (limit.activeCount + limit.pendingCount >= deps.concurrency && !signal.aborted) {
+      while ((working >= deps.concurrency || tasks.size >= 2 * deps.concurrency) && !signal.aborted) {
         await new Promise<void>((resolve) => (wakeUp = resolve));
       }
       if (signal.aborted) break;
@@ -137,7 +154,7 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
     await Promise.all(tasks);
     if (databaseError) throw new DatabaseError(`Lost the database connection during the run: ${(databaseError as Error).message}`, { cause: databaseError });
     if (opts.signal?.aborted) status = 'stopped';
-    else if (counts.left + counts.failed + counts.held > 0) status = 'partial';
+    else if (counts.left + counts.failed + counts.held > 0 || problems.length > 0) status = 'partial';
   } catch (err) {
     status = 'failed';
     errorSummary = (err as Error).message;
