@@ -70,12 +70,11 @@ export class PhotoWriter {
     const now = new Date();
     if (this.dialect.beginWrite) await this.dialect.beginWrite(trx, this.tables.lock);
 
-    if (await this.inLedger(trx, req)) return { kind: 'already-stored' };
-
     // Every writer of this student queues on this row until the transaction ends (invariant 4).
     await this.ensureStudentRow(trx, studentKey, now);
     const student = this.toStudentRow(this.dialect.rowsOf(await this.dialect.lockStudentRow(trx, this.tables.student, studentKey))[0]);
-    // A concurrent writer may have stored this very photo while we waited for the lock.
+    // Checked under the lock, where it is final: an earlier run or a concurrent writer may have stored this
+    // very photo. (Checking before the lock as well would cost every photo a round trip and decide nothing.)
     if (await this.inLedger(trx, req)) return { kind: 'already-stored' };
 
     if (isNewer(student, req)) {
