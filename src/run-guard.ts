@@ -3,6 +3,7 @@
  * database, across processes and machines) and turning SIGTERM/SIGINT into a graceful stop.
  */
 import type { Knex } from 'knex';
+import { DatabaseError } from './errors.js';
 import type { Logger } from './log.js';
 import { acquireRunLock } from './target/run-lock.js';
 
@@ -20,11 +21,21 @@ export type Guarded<T> = { locked: false; value: T } | { locked: true };
 export async function withRunLock<T>(knex: Knex, jobSchema: string | undefined, fn: () => Promise<T>): Promise<Guarded<T>> {
   const lock = await acquireRunLock(knex, RUN_LOCK_NAME, jobSchema ? { jobSchema } : {});
   if (!lock) return { locked: true };
+  let value: T;
   try {
-    return { locked: false, value: await fn() };
-  } finally {
-    await lock.release();
+    value = await fn();
+  } catch (err) {
+    // The run's own error is the one to report (e.g. DatabaseError, exit 4). Releasing on a connection that
+    // died with the database fails too, but then the session, and the lock with it, is gone already.
+    await lock.release().catch(() => undefined);
+    throw err;
   }
+  try {
+    await lock.release();
+  } catch (err) {
+    throw new DatabaseError(`The run finished, but releasing the run lock failed: ${(err as Error).message}`, { cause: err });
+  }
+  return { locked: false, value };
 }
 
 export interface StopSignal {
