@@ -15,10 +15,15 @@ interface RunFlags extends CommonFlags {
   progress?: boolean;
 }
 
-/** Exit code for a finished run: 0 when every photo found ended stored and acknowledged (or unmatched and set aside as the mapping asks). */
+/**
+ * Exit code for a finished run: 0 when every photo found ended stored and acknowledged, or was set
+ * aside as the mapping asks (unmatched left or held); 1 when any was left by an error, marked FAILED, or
+ * stored but not acknowledged.
+ */
 export function exitCodeFor(summary: RunSummary): number {
   const c = summary.counts;
-  return c.left + c.failed > 0 ? EXIT.SOME_PHOTOS_FAILED : EXIT.OK;
+  const storedNotAcknowledged = summary.problems.some((p) => p.code === 'ack-failed' || p.code === 'ack-conflict' || p.code === 'ack-not-found');
+  return c.left + c.failed > 0 || storedNotAcknowledged ? EXIT.SOME_PHOTOS_FAILED : EXIT.OK;
 }
 
 export function registerRun(program: Command): void {
