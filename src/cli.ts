@@ -4,6 +4,8 @@
  * codes documented in README.md. Nothing else lives here.
  */
 import { Command } from 'commander';
+import { registerConsume } from './commands/consume.js';
+import { registerCheck } from './commands/check.js';
 import { registerDemo } from './commands/demo.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerRun } from './commands/run.js';
@@ -20,12 +22,20 @@ const program = new Command()
   .showHelpAfterError();
 
 registerRun(program);
+registerCheck(program);
 registerSchedule(program);
+registerConsume(program);
 registerStatus(program);
 registerExplain(program);
 registerMigrate(program);
 registerDemo(program);
 registerSimulate(program);
+
+// `cloudcard-sync status | head` closes our stdout early: that is the reader's choice, not a crash.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 try {
   await program.parseAsync(process.argv);
