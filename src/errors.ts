@@ -12,7 +12,7 @@ export const EXIT = {
   CLOUDCARD_UNREACHABLE: 3,
   /** The database could not be reached or refused the connection. */
   DATABASE_UNREACHABLE: 4,
-  /** Another instance holds the run lock (only with --fail-if-locked). */
+  /** Another instance holds the run lock: `run` did nothing (a `schedule` daemon skips the tick instead). */
   LOCKED: 5,
   /** Anything unexpected: a bug. */
   INTERNAL: 70,
