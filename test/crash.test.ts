@@ -6,69 +6,19 @@
  *
  * Needs TEST_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/test); skipped with the reason printed otherwise.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { JOB_TABLES, jobTable } from '../src/target/job-tables.js';
 import { auditPhotos, problems, type AuditReport } from './support/photo-audit.js';
 import { startHarness, type Harness } from './support/sync-harness.js';
+import { buildIfStale, runCli } from './support/built-cli.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist/src/cli.js');
 const PG_URL = process.env.TEST_PG_URL;
 const SKIP = PG_URL ? undefined : 'crash tests skipped: set TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test (they need a real PostgreSQL)';
 if (SKIP) console.log(SKIP);
-
-/** Builds dist/ unless it is newer than every source file: the child runs the compiled CLI. */
-function buildIfStale(): void {
-  const newest = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
-      const p = path.join(dir, e.name);
-      return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith('.ts') ? statSync(p).mtimeMs : 0);
-    }, 0);
-  let built = 0;
-  try {
-    built = statSync(path.join(ROOT, 'dist/src/failpoints.js')).mtimeMs;
-  } catch {
-    // not built yet
-  }
-  if (built >= newest(path.join(ROOT, 'src'))) return;
-  // tsc emits even when some file has a type error (that is the type-check's business, not this suite's).
-  const tsc = spawnSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, encoding: 'utf8' });
-  if (tsc.status !== 0) console.log(`tsc reported errors (dist/ was still emitted):\n${tsc.stdout}`);
-  if (statSync(path.join(ROOT, 'dist/src/failpoints.js')).mtimeMs < built) throw new Error('build failed');
-}
-
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(env: Record<string, string>, timeoutMs = 20_000): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'run', '--no-progress'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
 
 const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -132,34 +82,34 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
 
   it('(a) after download, before COMMIT: nothing of that photo is written; the next run stores it', async (ctx) => {
     const { h, env } = await setup(ctx, 10);
-    const crashed = await runCli({ ...env, CLOUDCARD_SYNC_FAILPOINTS: 'after-download:4' });
+    const crashed = await runCli(['run', '--no-progress'], { ...env, CLOUDCARD_SYNC_FAILPOINTS: 'after-download:4' });
     expect(crashed.signal).toBe('SIGKILL');
     expect(crashed.stderr).toContain('failpoint after-download:4 reached');
     const midway = await expectSafeMidway(h);
     expect(midway.lost.length).toBeGreaterThan(0);
 
-    const again = await runCli(env);
+    const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
   });
 
   it('(a) inside the transaction, just before COMMIT: rolled back, then stored once by the next run', async (ctx) => {
     const { h, env } = await setup(ctx, 10);
-    const crashed = await runCli({ ...env, CLOUDCARD_SYNC_FAILPOINTS: 'before-commit:3' });
+    const crashed = await runCli(['run', '--no-progress'], { ...env, CLOUDCARD_SYNC_FAILPOINTS: 'before-commit:3' });
     expect(crashed.signal).toBe('SIGKILL');
     const midway = await expectSafeMidway(h);
     // The third photo's transaction had written everything but never committed: at most two are in the ledger.
     expect((await ledger(h)).length).toBeLessThanOrEqual(2);
     expect(midway.lost.length).toBeGreaterThanOrEqual(8);
 
-    const again = await runCli(env);
+    const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
   });
 
   it('(b) after COMMIT, before the acknowledgement: the next run acknowledges without writing again', async (ctx) => {
     const { h, env } = await setup(ctx, 10);
-    const crashed = await runCli({ ...env, CLOUDCARD_SYNC_FAILPOINTS: 'after-commit:3' });
+    const crashed = await runCli(['run', '--no-progress'], { ...env, CLOUDCARD_SYNC_FAILPOINTS: 'after-commit:3' });
     expect(crashed.signal).toBe('SIGKILL');
     await expectSafeMidway(h);
     // Committed and still READY in CloudCard: the window this failpoint opens.
@@ -167,7 +117,7 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
     expect(committedNotTold.length).toBeGreaterThanOrEqual(1);
     const rowsBefore = Number((await h.knex(h.tables.photoLog).count({ n: '*' }))[0]?.n);
 
-    const again = await runCli(env);
+    const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
     // The committed photos were not written again: exactly the missing ones were added.
@@ -178,13 +128,13 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
 
   it('(c) during the acknowledgement (CloudCard marked, ledger not): the next run settles the ledger, marks nothing twice', async (ctx) => {
     const { h, env } = await setup(ctx, 10);
-    const crashed = await runCli({ ...env, CLOUDCARD_SYNC_FAILPOINTS: 'during-ack:3' });
+    const crashed = await runCli(['run', '--no-progress'], { ...env, CLOUDCARD_SYNC_FAILPOINTS: 'during-ack:3' });
     expect(crashed.signal).toBe('SIGKILL');
     await expectSafeMidway(h);
     const toldNotNoted = (await ledger(h)).filter((l) => !l.acknowledged && h.sim.photo(l.photo_id)!.status === 'DOWNLOADED');
     expect(toldNotNoted.length).toBeGreaterThanOrEqual(1);
 
-    const again = await runCli(env);
+    const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
     for (const p of h.sim.photos()) expect(p.statusHistory.filter((e) => e.status === 'DOWNLOADED')).toHaveLength(1);
@@ -193,11 +143,11 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
   it('crash after crash at every point, then a clean run: still exactly once', async (ctx) => {
     const { h, env } = await setup(ctx, 16);
     for (const point of ['after-download:2', 'before-commit:2', 'after-commit:2', 'during-ack:2']) {
-      const crashed = await runCli({ ...env, CLOUDCARD_SYNC_FAILPOINTS: point });
+      const crashed = await runCli(['run', '--no-progress'], { ...env, CLOUDCARD_SYNC_FAILPOINTS: point });
       expect(crashed.signal, `${point}: ${crashed.stderr}`).toBe('SIGKILL');
       await expectSafeMidway(h);
     }
-    const again = await runCli(env);
+    const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
   });
@@ -216,7 +166,7 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
     });
     const viaProxy = new URL(h.db.url);
     viaProxy.port = String(proxy.port);
-    const failed = await runCli({ ...env, DATABASE_URL: viaProxy.toString() });
+    const failed = await runCli(['run', '--no-progress'], { ...env, DATABASE_URL: viaProxy.toString() });
     expect(failed.code, failed.stderr).toBe(4);
     expect(failed.stderr).toMatch(/database/i);
     expect(cut).toBeDefined();
@@ -224,7 +174,7 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
     expect(midway.downloaded).toBeGreaterThanOrEqual(4);
     expect(midway.lost.length).toBeGreaterThan(0);
 
-    const again = await runCli(env);
+    const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
   });
@@ -248,14 +198,14 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
     h.sim.onStatusChange((p) => {
       if (p.status === 'DOWNLOADED' && ++downloaded === 4) killing = killLoop();
     });
-    const failed = await runCli({ ...env, DATABASE_URL: url.toString() });
+    const failed = await runCli(['run', '--no-progress'], { ...env, DATABASE_URL: url.toString() });
     childDone = true;
     await killing;
     expect(failed.code, failed.stderr).toBe(4);
     expect(failed.stderr).toMatch(/Lost the database connection/);
     await expectSafeMidway(h);
 
-    const again = await runCli(env);
+    const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
   });

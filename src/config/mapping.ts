@@ -160,6 +160,9 @@ export function describeIssues(source: string, error: z.ZodError): string {
       msg = `must be one of: ${(issue.values as unknown[]).join(', ')}`;
     } else if (issue.code === 'unrecognized_keys') {
       msg = `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+    } else if (issue.code === 'invalid_key') {
+      // A bad column name under target.columns: say what is wrong with it, not just "Invalid key in record".
+      msg = `column name ${issue.issues.map((i) => i.message).join('; ')}`;
     }
     return `  ${source}: ${where}: ${msg}`;
   });

@@ -24,13 +24,23 @@ export type HarnessDialect = 'sqlite' | 'postgres';
 export interface HarnessOptions {
   dialect: HarnessDialect;
   sim?: SimulatorOptions;
-  /** Changes to the default mapping (shallow-merged per top-level key). */
-  mapping?: Partial<MappingInput>;
+  /**
+   * Changes to the default mapping (replacing whole top-level keys). A function gets the table names, which
+   * on PostgreSQL carry the harness's fresh schema.
+   */
+  mapping?: Partial<MappingInput> | ((names: HarnessNames) => Partial<MappingInput>);
   /** Client settings; the defaults retry fast so fault tests take milliseconds, not seconds. */
   client?: Partial<CloudCardClientOptions>;
   concurrency?: number;
   pageSize?: number;
   logger?: Logger;
+}
+
+export interface HarnessNames {
+  /** Schema-qualified where there is a schema, as the mapping's target.table wants them. */
+  tables: { students: string; photoLog: string };
+  /** The students table quoted for raw SQL (a lookup query). */
+  quotedStudents: string;
 }
 
 export interface Harness {
@@ -114,7 +124,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness | stri
     unmatched: { action: 'hold', reason: 'Card office: check the student ID.' },
     badImage: { action: 'fail' },
     images: { maxBytes: 200_000 },
-    ...opts.mapping,
+    ...(typeof opts.mapping === 'function' ? opts.mapping({ tables, quotedStudents }) : opts.mapping),
   };
   const mapping = parseMapping(mappingInput, 'harness mapping');
 
