@@ -6,7 +6,6 @@
 import { Command } from 'commander';
 import { registerConsume } from './commands/consume.js';
 import { registerCheck } from './commands/check.js';
-import { registerCheck } from './commands/check.js';
 import { registerDemo } from './commands/demo.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerRun } from './commands/run.js';
@@ -23,7 +22,6 @@ const program = new Command()
   .showHelpAfterError();
 
 registerRun(program);
-registerCheck(program);
 registerCheck(program);
 registerSchedule(program);
 registerConsume(program);
