@@ -418,6 +418,10 @@ describe('cloudcard-sync check (the built CLI)', () => {
     expect(down.stdout).toMatch(/✗ database +Cannot connect to the database at postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/none/);
     expect(down.stdout).not.toContain('secret-pw');
 
+    const badScheme = await runCli(['check', '--mapping', writeMapping({ table: 'students' }), '--database-url', 'db2://host/x'], {});
+    expect(badScheme.code).toBe(EXIT.CONFIG);
+    expect(badScheme.stdout).toMatch(/✗ database +DATABASE_URL has an unsupported scheme/);
+
     const badFile = await runCli(['check', '--mapping', path.join(dir, 'missing.yaml')], env);
     expect(badFile.code).toBe(EXIT.CONFIG);
     expect(badFile.stdout).toMatch(/✗ mapping file +Cannot read mapping file .*missing\.yaml: ENOENT/);

@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { CloudCardClient } from '../cloudcard/client.js';
 import type { Mapping } from '../config/mapping.js';
 import { requireAccessToken, type Settings } from '../config/settings.js';
-import { EXIT, SyncError } from '../errors.js';
+import { DatabaseError, EXIT, SyncError } from '../errors.js';
 import { mappingFrom, connectDatabase } from '../job.js';
 import { redact, registerSecret } from '../log.js';
 import { checkJobTables, checkTarget, databaseMessage, result, type CheckResult } from '../target/check.js';
@@ -44,11 +44,14 @@ export async function runCheck(settings: Settings, opts: CheckOptions = {}): Pro
   }
 
   let knex: Knex | undefined;
+  // A URL we cannot even parse is a settings mistake (exit 2); a server that does not answer is exit 4.
+  let unreachable = false;
   try {
     knex = await connectDatabase(settings, 3);
     checks.push(result('database', 'pass', `connected to ${database} (${await serverVersion(knex)})`));
   } catch (err) {
     const message = err instanceof SyncError ? err.message : `Cannot connect to the database at ${database}: ${databaseMessage(err)}`;
+    unreachable = !(err instanceof SyncError) || err instanceof DatabaseError;
     checks.push(result('database', 'fail', message));
   }
 
@@ -62,9 +65,8 @@ export async function runCheck(settings: Settings, opts: CheckOptions = {}): Pro
 
   if (opts.cloudcard) checks.push(await checkCloudCard(settings, mapping));
 
-  const databaseDown = checks.some((c) => c.id === 'database' && c.status === 'fail');
   const failed = checks.some((c) => c.status === 'fail');
-  const exitCode = databaseDown ? EXIT.DATABASE_UNREACHABLE : failed ? EXIT.CONFIG : EXIT.OK;
+  const exitCode = unreachable ? EXIT.DATABASE_UNREACHABLE : failed ? EXIT.CONFIG : EXIT.OK;
   return { mapping: settings.mapping ?? null, database, ok: !failed, exitCode, checks };
 }
 
