@@ -26,6 +26,8 @@ export interface PhotoContext {
   mapping: Mapping;
   runId: string;
   dryRun: boolean;
+  /** See RunOptions.ledgerExists. */
+  ledgerExists: boolean;
   acks: AcknowledgementLog;
   logger: Logger;
   /** Called when the database connection itself failed, so the run can stop taking new photos. */
@@ -47,7 +49,7 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext, releaseSlot:
   try {
     // A photo already committed (an earlier run crashed before acknowledging, or a queue redelivered it)
     // is only acknowledged: checked before downloading so a redelivery costs one indexed read.
-    if (await ctx.writer.ledgerEntry(photo.id, version)) {
+    if (ctx.ledgerExists && (await ctx.writer.ledgerEntry(photo.id, version))) {
       if (ctx.dryRun) return { kind: 'already-stored', acknowledged: false, reason: 'already stored; dry run: would acknowledge' };
       return await acknowledge(photo, { kind: 'already-stored', acknowledged: false }, ctx, log);
     }

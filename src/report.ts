@@ -26,7 +26,7 @@ export function formatSummary(summary: RunSummary, opts: { maxProblems?: number 
   ];
   const max = opts.maxProblems ?? 20;
   if (summary.problems.length) {
-    lines.push('', 'Photos that need a look:');
+    lines.push('', summary.dryRun ? 'What a real run would do, photo by photo:' : 'Photos that need a look:');
     for (const p of summary.problems.slice(0, max)) lines.push(`  photo ${p.photoId}: ${p.kind}${p.code ? ` [${p.code}]` : ''} ${p.reason ?? ''}`.trimEnd());
     if (summary.problems.length > max) lines.push(`  ... and ${summary.problems.length - max} more (see the log, or \`cloudcard-sync status\`)`);
   }

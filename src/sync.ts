@@ -43,6 +43,11 @@ export interface RunOptions {
   onProgress?: (progress: { done: number; total: number | undefined; counts: RunCounts }) => void;
   /** Test hooks inside the write transaction. */
   hooks?: StoreHooks;
+  /**
+   * False when the job's own tables do not exist yet: only a dry run may go on without them (it must not
+   * create them), and then it treats every photo as not yet stored.
+   */
+  ledgerExists?: boolean;
 }
 
 export interface RunSummary {
@@ -101,6 +106,7 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
       mapping: deps.mapping,
       runId,
       dryRun,
+      ledgerExists: opts.ledgerExists ?? true,
       acks,
       logger,
       hooks: opts.hooks,

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Knex } from 'knex';
 import { loadMapping } from '../config/mapping.js';
+import { dialectName } from '../target/connection.js';
 import { loadSettings } from '../config/settings.js';
 import { openJob } from '../job.js';
 import { packageRoot } from '../paths.js';
@@ -45,7 +46,9 @@ export async function seedDemoStudents(
     t.string('STUDENT_ID', 9).primary();
     t.string('FIRST_NAME', 100);
     t.string('LAST_NAME', 100);
-    t.binary('PHOTO');
+    // MySQL's plain BLOB holds only 64 KB; real ID photos need LONGBLOB there (`check` says the same).
+    if (dialectName(knex) === 'mysql') t.specificType('PHOTO', 'longblob');
+    else t.binary('PHOTO');
     t.string('PHOTO_TYPE', 20);
     t.timestamp('PHOTO_UPDATED_AT');
     t.bigInteger('CLOUDCARD_PHOTO_ID');

@@ -1,6 +1,7 @@
 /** `cloudcard-sync run`: one sync, then exit with a code a scheduler can act on. */
 import type { Command } from 'commander';
 import { EXIT } from '../errors.js';
+import { JOB_TABLES } from '../target/job-tables.js';
 import { openJob, mappingFrom } from '../job.js';
 import { formatSummary } from '../report.js';
 import { runSync, type RunSummary } from '../sync.js';
@@ -43,10 +44,13 @@ export function registerRun(program: Command): void {
     const progress = flags.progress === false ? undefined : createProgress();
     const stop = stopOnSignals(logger);
     try {
+      // A dry run must not create the job's tables, so on a fresh database it runs without a ledger.
+      const ledgerExists = await job.deps.knex.schema.withSchema(settings.jobSchema ?? '').hasTable(JOB_TABLES.ledger);
       const sync = () =>
         runSync(job.deps, {
           trigger: 'manual',
           dryRun: flags.dryRun ?? false,
+          ledgerExists,
           signal: stop.signal,
           ...(progress ? { onProgress: progress.update } : {}),
         });
