@@ -237,7 +237,7 @@ export class QueueSource implements PhotoSource {
     const name = (err as { name?: string }).name ?? '';
     if (!FATAL_ERRORS.has(name)) return undefined;
     return new ConfigError(
-      `${what} ${this.opts.queueUrl}: ${name}: ${(err as Error).message}. Check CLOUDCARD_SYNC_QUEUE_URL, the AWS region and credentials, and that they allow sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes.`,
+      `${what} ${this.opts.queueUrl}: ${name}: ${(err as Error).message.replace(/\.$/, '')}. Check CLOUDCARD_SYNC_QUEUE_URL, the AWS region and credentials, and that they allow sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes.`,
       { cause: err },
     );
   }
