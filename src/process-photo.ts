@@ -10,10 +10,11 @@ import { PhotoError } from './errors.js';
 import type { Logger } from './log.js';
 import { normalizeDate, resolveColumns } from './mapping/column-values.js';
 import { extractStudentKey } from './mapping/student-key.js';
+import type { LimitFunction } from 'p-limit';
 import type { AcknowledgementLog } from './acknowledgements.js';
 import { isConnectionError } from './target/db-errors.js';
 import { failpoint, withCommitFailpoint } from './failpoints.js';
-import type { StoreHooks, StudentKey } from './target/types.js';
+import type { StoreHooks, StoreRequest, StudentKey } from './target/types.js';
 import type { PhotoWriter } from './target/writer.js';
 import type { PhotoOutcome } from './sources/source.js';
 
@@ -28,28 +29,30 @@ export interface PhotoContext {
   dryRun: boolean;
   /** See RunOptions.ledgerExists. */
   ledgerExists: boolean;
+  /** Look the photo up in the ledger before downloading it (see PhotoSource.redelivers). */
+  precheckLedger: boolean;
   acks: AcknowledgementLog;
   logger: Logger;
   /** Called when the database connection itself failed, so the run can stop taking new photos. */
   onDatabaseDown(err: unknown): void;
   hooks?: StoreHooks;
-  /** This photo's slot (set by processPhoto): given up before the status PUT. */
-  releaseSlot?: () => void;
+  /**
+   * The two stages that hold something scarce, each bounded on its own (p-limit): `download` holds a
+   * connection to object storage and fills an image buffer; `write` holds a database connection. The
+   * status PUT holds neither, so it runs outside both; sync.ts bounds the photos in flight overall.
+   */
+  limits: { download: LimitFunction; write: LimitFunction };
 }
 
-/**
- * `releaseSlot` is called once the photo needs nothing more than CloudCard's answer to a status change (its
- * image is written or set aside), so the run can start the next photo meanwhile (see sync.ts).
- */
-export async function processPhoto(photo: Photo, ctx: PhotoContext, releaseSlot: () => void = () => {}): Promise<PhotoOutcome> {
+export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<PhotoOutcome> {
   const version = photo.version ?? 0;
   const log = ctx.logger.child({ photoId: photo.id, version });
-  ctx = { ...ctx, releaseSlot };
   let studentKey: string | undefined;
   try {
-    // A photo already committed (an earlier run crashed before acknowledging, or a queue redelivered it)
-    // is only acknowledged: checked before downloading so a redelivery costs one indexed read.
-    if (ctx.ledgerExists && (await ctx.writer.ledgerEntry(photo.id, version))) {
+    // A photo already committed is only acknowledged. The write transaction finds that out anyway; asking
+    // before the download as well pays off only where redelivery is common (a status queue), and a dry run
+    // writes nothing, so it must ask here.
+    if ((ctx.dryRun || ctx.precheckLedger) && ctx.ledgerExists && (await ctx.limits.write(() => ctx.writer.ledgerEntry(photo.id, version)))) {
       if (ctx.dryRun) return { kind: 'already-stored', acknowledged: false, reason: 'already stored; dry run: would acknowledge' };
       return await acknowledge(photo, { kind: 'already-stored', acknowledged: false }, ctx, log);
     }
@@ -60,7 +63,7 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext, releaseSlot:
 
     let image: DownloadedImage;
     try {
-      image = await ctx.client.downloadBytes(photo, { maxBytes: ctx.mapping.images.maxBytes, allowedTypes: ctx.mapping.images.types });
+      image = await ctx.limits.download(() => ctx.client.downloadBytes(photo, { maxBytes: ctx.mapping.images.maxBytes, allowedTypes: ctx.mapping.images.types }));
     } catch (err) {
       if (err instanceof PhotoError && !err.retryable) {
         return await setAside(photo, ctx.mapping.badImage.action, err.code, err.message, ctx, log, studentKey);
@@ -73,7 +76,7 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext, releaseSlot:
     if (ctx.mapping.studentKey.lookup) {
       let found: StudentKey | null;
       try {
-        found = await ctx.writer.lookupKey(studentKey);
+        found = await ctx.limits.write(() => ctx.writer.lookupKey(studentKey!));
       } catch (err) {
         if (err instanceof PhotoError && !err.retryable) return await setAside(photo, ctx.mapping.unmatched.action, err.code, withHint(err.message, ctx), ctx, log, studentKey);
         throw err;
@@ -101,20 +104,18 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext, releaseSlot:
     });
     if (ctx.dryRun) return { kind: 'would-store', acknowledged: false, studentKey, reason: `would write ${image.bytes.length} bytes to ${ctx.mapping.target.table} for ${studentKey} and mark ${ctx.mapping.markAs}` };
 
-    const result = await ctx.writer.store(
-      {
-        photoId: photo.id,
-        version,
-        studentKey: key,
-        photoDate: normalizeDate(photo.dateCreated),
-        bytes: image.bytes,
-        sha256: image.sha256,
-        contentType: image.contentType,
-        columns,
-        runId: ctx.runId,
-      },
-      withCommitFailpoint(ctx.hooks),
-    );
+    const request: StoreRequest = {
+      photoId: photo.id,
+      version,
+      studentKey: key,
+      photoDate: normalizeDate(photo.dateCreated),
+      bytes: image.bytes,
+      sha256: image.sha256,
+      contentType: image.contentType,
+      columns,
+      runId: ctx.runId,
+    };
+    const result = await ctx.limits.write(() => ctx.writer.store(request, withCommitFailpoint(ctx.hooks)));
     if (result.kind === 'no-student-row') {
       return await setAside(photo, ctx.mapping.unmatched.action, 'no-student', withHint(`Photo ${photo.id}: no row in ${ctx.mapping.target.table} with ${ctx.mapping.target.keyColumn} = "${studentKey}" (write mode is update).`, ctx), ctx, log, studentKey);
     }
@@ -138,7 +139,6 @@ function withHint(reason: string, ctx: PhotoContext): string {
 /** After COMMIT: tell CloudCard, then note it in the ledger. A failure here leaves the photo committed but unacknowledged, which the next run reconciles. */
 async function acknowledge(photo: Photo, outcome: PhotoOutcome, ctx: PhotoContext, log: Logger): Promise<PhotoOutcome> {
   const version = photo.version ?? 0;
-  ctx.releaseSlot?.();
   let result: Awaited<ReturnType<CloudCardClient['setStatus']>>;
   try {
     result = await ctx.client.setStatus({ id: photo.id, version: photo.version }, ctx.mapping.markAs);
@@ -188,7 +188,6 @@ async function setAside(
     return { kind, acknowledged: false, ...base, ...(ctx.dryRun && action !== 'leave' ? { reason: `${reason} (dry run: would mark ${action === 'hold' ? 'ON_HOLD' : 'FAILED'})` } : {}) };
   }
   const status = action === 'hold' ? 'ON_HOLD' : 'FAILED';
-  ctx.releaseSlot?.();
   const result = await ctx.client.setStatus({ id: photo.id, version: photo.version }, status, reason);
   if (result.kind !== 'ok') {
     log.warn({ code, studentKey, status }, `${reason} Could not mark it ${status} (${result.kind}); left for the next run.`);

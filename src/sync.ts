@@ -1,14 +1,14 @@
 /**
- * One run: drain the source through resolve → write → acknowledge, many photos side by side but never
- * more than `concurrency` downloading or writing (each holds its image and a database connection), so
- * memory is bounded by the concurrency, not by the backlog. A photo gives up its slot once it is written
- * and only waits for CloudCard to accept its status: that PUT costs a round trip but no memory and no
- * connection, and holding the slot through it would halve the throughput at real-world latencies (bench/).
- * At most as many again may be waiting on that PUT.
+ * One run: drain the source through resolve → write → acknowledge, many photos side by side as a
+ * pipeline. At most `concurrency` photos download at once and at most `concurrency` use the database at
+ * once (p-limit each, see PhotoContext.limits); the status PUT, which holds neither an image nor a
+ * connection, runs outside both. Overall no more than 2 × concurrency photos are in flight, so memory is
+ * bounded by the concurrency, not by the backlog, while downloads, writes and PUTs overlap (bench/).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Knex } from 'knex';
+import pLimit from 'p-limit';
 import { AcknowledgementLog } from './acknowledgements.js';
 import type { CloudCardClient } from './cloudcard/client.js';
 import type { Mapping } from './config/mapping.js';
@@ -99,7 +99,7 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
     if (!dryRun) reconciled = await reconcileUnacknowledged({ client: deps.client, writer: deps.writer, markAs: deps.mapping.markAs, logger });
     counts.acknowledged += reconciled;
 
-    const source = opts.source ?? new PollSource({ client: deps.client, statuses: deps.mapping.statuses, pageSize: deps.pageSize, logger });
+    const source: PhotoSource = opts.source ?? new PollSource({ client: deps.client, statuses: deps.mapping.statuses, pageSize: deps.pageSize, logger });
     const ctx = {
       client: deps.client,
       writer: deps.writer,
@@ -107,9 +107,11 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
       runId,
       dryRun,
       ledgerExists: opts.ledgerExists ?? true,
+      precheckLedger: source.redelivers ?? false,
       acks,
       logger,
       hooks: opts.hooks,
+      limits: { download: pLimit(deps.concurrency), write: pLimit(deps.concurrency) },
       onDatabaseDown: (err: unknown) => {
         if (!databaseError) {
           databaseError = err;
@@ -119,40 +121,32 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
       },
     };
     let done = 0;
-    // Back-pressure: pull the next photo from the source only when a slot is free, so the source (and
-    // its page of photo objects) is consumed no faster than photos are finished.
+    // Back-pressure: pull the next photo from the source only when there is room in flight, so the source
+    // (and its page of photo objects) is consumed no faster than photos are finished.
+    const maxInFlight = 2 * deps.concurrency;
     let wakeUp: (() => void) | undefined;
-    /** Photos downloading or writing: at most `concurrency`. */
-    let working = 0;
     const tasks = new Set<Promise<void>>();
     for await (const item of source.items(signal)) {
       counts.found++;
-      working++;
-      let released = false;
-      const releaseSlot = () => {
-        if (released) return;
-        released = true;
-        working--;
-        wakeUp?.();
-      };
       const task = (async () => {
+        const outcome = await processPhoto(item.photo, ctx);
+        record(item.photo.id, item.photo.version ?? 0, outcome);
         try {
-          const outcome = await processPhoto(item.photo, ctx, releaseSlot);
-          releaseSlot();
-          record(item.photo.id, item.photo.version ?? 0, outcome);
           await item.settle(outcome);
-          done++;
-          opts.onProgress?.({ done, total: source.expectedTotal?.(), counts });
-        } finally {
-          releaseSlot();
+        } catch (err) {
+          // The photo's own outcome stands; a source that could not settle (e.g. delete a queue message)
+          // sees the photo again and the ledger makes that harmless.
+          logger.warn({ err, photoId: item.photo.id }, 'could not settle the photo with its source');
         }
+        done++;
+        opts.onProgress?.({ done, total: source.expectedTotal?.(), counts });
       })();
       tasks.add(task);
       void task.finally(() => {
         tasks.delete(task);
         wakeUp?.();
       });
-      while ((working >= deps.concurrency || tasks.size >= 2 * deps.concurrency) && !signal.aborted) {
+      while (tasks.size >= maxInFlight && !signal.aborted) {
         await new Promise<void>((resolve) => (wakeUp = resolve));
       }
       if (signal.aborted) break;

@@ -106,6 +106,7 @@ function looksLikeFullPhoto(photo: Photo): boolean {
 }
 
 export class QueueSource implements PhotoSource {
+  readonly redelivers = true;
   private readonly log: Logger;
   private inFlight = 0;
   private visibilitySeconds = 30;

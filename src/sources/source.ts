@@ -43,6 +43,11 @@ export interface WorkItem {
 export interface PhotoSource {
   /** Yields work until the source is drained (polling) or the signal aborts (queue). */
   items(signal: AbortSignal): AsyncIterable<WorkItem>;
+  /**
+   * At-least-once delivery (a status queue): the same photo often arrives again after it was stored, so
+   * it is worth a ledger look-up before downloading it again.
+   */
+  readonly redelivers?: boolean;
   /** How many photos the source knows are waiting, when it can tell (for the progress bar). */
   expectedTotal?(): number | undefined;
 }

@@ -16,6 +16,13 @@ const CONFLICT_ATTEMPTS = 5;
 /** Thrown inside the transaction to roll it back when update mode finds no row for the student. */
 class NoStudentRow extends Error {}
 
+/** What the per-student claim decided: write the photo, or record it without writing. */
+type Claim =
+  | { kind: 'already-stored' }
+  | { kind: 'superseded'; byPhotoId: number }
+  /** studentRowMoved: the claim already pointed the student's row at this photo. */
+  | { kind: 'write'; studentRowMoved: boolean };
+
 interface StudentRow {
   photoId: number | null;
   version: number | null;
@@ -56,7 +63,9 @@ export class PhotoWriter {
         return await this.knex.transaction((trx) => this.storeIn(trx, req, hooks));
       } catch (err) {
         if (err instanceof NoStudentRow) return { kind: 'no-student-row' };
-        if (attempt < CONFLICT_ATTEMPTS && this.dialect.isTransientConflict(err)) {
+        // A unique violation here is a concurrent writer that committed this very photo first (see
+        // claimInOneStatement): the next attempt finds its ledger row.
+        if (attempt < CONFLICT_ATTEMPTS && (this.dialect.isTransientConflict(err) || this.dialect.isUniqueViolation(err))) {
           await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50));
           continue;
         }
@@ -70,25 +79,48 @@ export class PhotoWriter {
     const now = new Date();
     if (this.dialect.beginWrite) await this.dialect.beginWrite(trx, this.tables.lock);
 
-    // Every writer of this student queues on this row until the transaction ends (invariant 4).
-    await this.ensureStudentRow(trx, studentKey, now);
-    const student = this.toStudentRow(this.dialect.rowsOf(await this.dialect.lockStudentRow(trx, this.tables.student, studentKey))[0]);
-    // Checked under the lock, where it is final: an earlier run or a concurrent writer may have stored this
-    // very photo. (Checking before the lock as well would cost every photo a round trip and decide nothing.)
-    if (await this.inLedger(trx, req)) return { kind: 'already-stored' };
-
-    if (isNewer(student, req)) {
+    // Every writer of this student queues on the student's row until the transaction ends (invariant 4).
+    const claim = this.dialect.claimStudentRow ? await this.claimInOneStatement(trx, req, studentKey, now) : await this.claimStepByStep(trx, req, studentKey, now);
+    if (claim.kind === 'already-stored') return claim;
+    if (claim.kind === 'superseded') {
       await this.insertLedger(trx, req, studentKey, 'superseded', now);
-      return { kind: 'superseded', byPhotoId: student.photoId as number };
+      return claim;
     }
 
     await this.writeTarget(trx, req);
-    await trx(this.tables.student)
-      .where({ student_key: studentKey })
-      .update({ photo_id: req.photoId, version: req.version, photo_date: req.photoDate, updated_at: now });
+    if (!claim.studentRowMoved) {
+      await trx(this.tables.student)
+        .where({ student_key: studentKey })
+        .update({ photo_id: req.photoId, version: req.version, photo_date: req.photoDate, updated_at: now });
+    }
     await this.insertLedger(trx, req, studentKey, 'stored', now);
     await hooks?.afterWrite?.();
     return { kind: 'stored' };
+  }
+
+  /** Ensure, lock, check the ledger, compare: the portable way, three round trips. */
+  private async claimStepByStep(trx: Knex.Transaction, req: StoreRequest, studentKey: string, now: Date): Promise<Claim> {
+    await this.ensureStudentRow(trx, studentKey, now);
+    const student = this.toStudentRow(this.dialect.rowsOf(await this.dialect.lockStudentRow(trx, this.tables.student, studentKey))[0]);
+    // Checked under the lock, where it is final: an earlier run or a concurrent writer may have stored this very photo.
+    if (await this.inLedger(trx, req)) return { kind: 'already-stored' };
+    if (isNewer(student, req)) return { kind: 'superseded', byPhotoId: student.photoId as number };
+    return { kind: 'write', studentRowMoved: false };
+  }
+
+  /**
+   * The same decision in one statement (PostgreSQL, SQLite): the row comes back already moved to our photo
+   * if ours is newer. The ledger check in it may predate a concurrent writer's commit of this very photo
+   * (PostgreSQL evaluates it on the statement's snapshot, taken before waiting for the lock); then our
+   * ledger insert meets that writer's row and the transaction is retried, finding it (see store()).
+   */
+  private async claimInOneStatement(trx: Knex.Transaction, req: StoreRequest, studentKey: string, now: Date): Promise<Claim> {
+    const tables = { student: this.tables.student, ledger: this.tables.ledger };
+    const claim = { studentKey, photoId: req.photoId, version: req.version, photoDate: req.photoDate, now };
+    const row = lowerKeys(this.dialect.rowsOf(await this.dialect.claimStudentRow!(trx, tables, claim))[0] ?? {});
+    if (row.in_ledger === true || Number(row.in_ledger) === 1) return { kind: 'already-stored' };
+    if (Number(row.photo_id) !== req.photoId || Number(row.version) !== req.version) return { kind: 'superseded', byPhotoId: Number(row.photo_id) };
+    return { kind: 'write', studentRowMoved: true };
   }
 
   private async ensureStudentRow(trx: Knex.Transaction, studentKey: string, now: Date): Promise<void> {
@@ -113,22 +145,27 @@ export class PhotoWriter {
       return;
     }
     // Update by key, else insert (upsert) or give up (update). Safe as a read-then-write because we hold the
-    // per-student lock, so nobody else writes this key meanwhile.
-    const existing = await trx(table).where(keyColumn, req.studentKey as Knex.Value).first(keyColumn);
-    if (existing) {
-      const sets = [blobColumn, ...Object.keys(row.columns)];
-      const values = [this.dialect.blobBinding(row.blob), ...Object.values(row.columns)];
-      await trx.raw(`update ?? set ${sets.map(() => '?? = ?').join(', ')} where ?? = ?`, [
+    // per-student lock, so nobody else writes this key meanwhile. Where the driver reports how many rows an
+    // UPDATE changed, the UPDATE itself is the existence check.
+    const sets = [blobColumn, ...Object.keys(row.columns)];
+    const values = [this.dialect.blobBinding(row.blob), ...Object.values(row.columns)];
+    const update = () =>
+      trx.raw(`update ?? set ${sets.map(() => '?? = ?').join(', ')} where ?? = ?`, [
         table,
         ...sets.flatMap((c, i) => [c, values[i]]),
         keyColumn,
         row.key,
       ] as Knex.RawBinding[]);
-    } else if (mode === 'update') {
-      throw new NoStudentRow();
+    let exists: boolean;
+    if (this.dialect.affectedRows) {
+      exists = this.dialect.affectedRows(await update()) > 0;
     } else {
-      await this.insertTarget(trx, row);
+      exists = (await trx(table).where(keyColumn, req.studentKey as Knex.Value).first(keyColumn)) !== undefined;
+      if (exists) await update();
     }
+    if (exists) return;
+    if (mode === 'update') throw new NoStudentRow();
+    await this.insertTarget(trx, row);
   }
 
   private async insertTarget(trx: Knex.Transaction, row: TargetRow): Promise<void> {

@@ -26,6 +26,15 @@ export interface TargetRow {
   columns: Record<string, unknown>;
 }
 
+/** The photo a writer wants to make the student's current one. */
+export interface StudentClaim {
+  studentKey: string;
+  photoId: number;
+  version: number;
+  photoDate: string;
+  now: Date;
+}
+
 export interface Dialect {
   name: DialectName;
   /** Most bind parameters one statement may carry (SQL Server 2100, Oracle 65535, SQLite 32766, ...). */
@@ -43,6 +52,15 @@ export interface Dialect {
   ensureStudentRow(k: Knex, studentTable: string, studentKey: string, now: Date): Knex.Raw;
   /** Reads the per-student row and holds a write lock on it until the transaction ends. */
   lockStudentRow(k: Knex, studentTable: string, studentKey: string): Knex.Raw;
+  /**
+   * Optional, one round trip instead of three (ensure, lock, ledger check): creates or locks the per-student
+   * row, moves it to this photo when this photo is newer (date, then id, then version), and returns the row
+   * as it now stands plus whether the ledger already holds (photoId, version). See writer.ts for how the
+   * answer is read.
+   */
+  claimStudentRow?(k: Knex, tables: { student: string; ledger: string }, claim: StudentClaim): Knex.Raw;
+  /** Optional: how many rows a raw UPDATE changed, so an update by key needs no SELECT first. */
+  affectedRows?(result: unknown): number;
   /** The native single-statement upsert (keyColumn must be unique). */
   upsertTarget(k: Knex, target: TargetTable, row: TargetRow): Knex.Raw;
   /** The rows a raw SELECT returned, whatever shape the driver gives them in. */

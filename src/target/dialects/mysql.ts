@@ -25,6 +25,7 @@ export const mysql: Dialect = {
       `on duplicate key update ${updated.map(() => '?? = values(??)').join(', ')}`;
     return raw(k, sql, [target.table, ...names, ...values, ...updated.flatMap((c) => [c, c])]);
   },
+  affectedRows: (result) => (result as [{ affectedRows: number }])[0].affectedRows,
   rowsOf: (result) => (result as [Array<Record<string, unknown>>, unknown])[0],
   // 1213 deadlock, 1205 lock wait timeout.
   isTransientConflict: (err) => ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 1213, 1205].includes(errorCode(err) as string),

@@ -1,5 +1,5 @@
 import type { Dialect } from './index.js';
-import { errorCode, raw, selectStudent, insertOnConflictUpdate, insertStudentOnConflictDoNothing } from './shared.js';
+import { errorCode, selectStudent, insertOnConflictUpdate, insertStudentOnConflictDoNothing, upsertStudentIfNewer } from './shared.js';
 
 export const postgres: Dialect = {
   name: 'postgres',
@@ -8,6 +8,8 @@ export const postgres: Dialect = {
   blobBinding: (buf) => buf,
   ensureStudentRow: insertStudentOnConflictDoNothing,
   lockStudentRow: (k, table, key) => selectStudent(k, table, key, '', ' for update'),
+  claimStudentRow: upsertStudentIfNewer,
+  affectedRows: (result) => (result as { rowCount: number | null }).rowCount ?? 0,
   upsertTarget: (k, target, row) => insertOnConflictUpdate(k, target, row, row.blob),
   rowsOf: (result) => (result as { rows: Array<Record<string, unknown>> }).rows,
   // 40P01 deadlock, 40001 serialization failure.

@@ -1,6 +1,6 @@
 /** SQL pieces several dialects write the same way. Identifiers always go through `??`. */
 import type { Knex } from 'knex';
-import type { TargetRow, TargetTable } from './index.js';
+import type { StudentClaim, TargetRow, TargetTable } from './index.js';
 
 /** Target columns in a fixed order: key, blob, then the extra columns in mapping order. */
 export function targetColumns(target: TargetTable, row: TargetRow, blob: unknown): { names: string[]; values: unknown[] } {
@@ -29,6 +29,28 @@ export function insertOnConflictUpdate(k: Knex, target: TargetTable, row: Target
 export function insertStudentOnConflictDoNothing(k: Knex, studentTable: string, studentKey: string, now: Date): Knex.Raw {
   return raw(k, 'insert into ?? (??, ??) values (?, ?) on conflict (??) do nothing', [
     studentTable, 'student_key', 'updated_at', studentKey, now, 'student_key',
+  ]);
+}
+
+/**
+ * PostgreSQL and SQLite (≥ 3.35): the per-student claim in one statement. ON CONFLICT DO UPDATE locks the
+ * row (SQLite holds its single write lock already); the CASEs keep the stored photo unless ours is newer by
+ * (date, id, version); RETURNING gives the row as it now stands and whether the ledger has our photo.
+ */
+export function upsertStudentIfNewer(k: Knex, tables: { student: string; ledger: string }, c: StudentClaim): Knex.Raw {
+  const newer = '(excluded.??, excluded.??, excluded.??) > (coalesce(cur.??, ?), coalesce(cur.??, -1), coalesce(cur.??, -1))';
+  const newerBindings = ['photo_date', 'photo_id', 'version', 'photo_date', '', 'photo_id', 'version'];
+  const moved = ['photo_id', 'version', 'photo_date', 'updated_at'];
+  const sql =
+    'insert into ?? as cur (??, ??, ??, ??, ??) values (?, ?, ?, ?, ?) on conflict (??) do update set ' +
+    moved.map(() => `?? = case when ${newer} then excluded.?? else cur.?? end`).join(', ') +
+    ' returning ??, ??, ??, exists(select 1 from ?? where ?? = ? and ?? = ?) as ??';
+  return raw(k, sql, [
+    tables.student, 'student_key', 'photo_id', 'version', 'photo_date', 'updated_at',
+    c.studentKey, c.photoId, c.version, c.photoDate, c.now,
+    'student_key',
+    ...moved.flatMap((col) => [col, ...newerBindings, col, col]),
+    'photo_id', 'version', 'photo_date', tables.ledger, 'photo_id', c.photoId, 'version', c.version, 'in_ledger',
   ]);
 }
 

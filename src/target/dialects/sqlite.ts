@@ -1,5 +1,5 @@
 import type { Dialect } from './index.js';
-import { errorCode, raw, selectStudent, insertOnConflictUpdate, insertStudentOnConflictDoNothing } from './shared.js';
+import { errorCode, raw, selectStudent, insertOnConflictUpdate, insertStudentOnConflictDoNothing, upsertStudentIfNewer } from './shared.js';
 
 export const sqlite: Dialect = {
   name: 'sqlite',
@@ -14,6 +14,8 @@ export const sqlite: Dialect = {
   ensureStudentRow: insertStudentOnConflictDoNothing,
   // The transaction already holds SQLite's single write lock (beginWrite), so a plain read is serialised.
   lockStudentRow: (k, table, key) => selectStudent(k, table, key),
+  claimStudentRow: upsertStudentIfNewer,
+  affectedRows: (result) => (result as { changes: number }).changes,
   upsertTarget: (k, target, row) => insertOnConflictUpdate(k, target, row, row.blob),
   rowsOf: (result) => result as Array<Record<string, unknown>>,
   isTransientConflict: (err) => String(errorCode(err)).startsWith('SQLITE_BUSY'),
