@@ -296,8 +296,8 @@ for (const dialect of DIALECTS.filter((d) => ['postgres', 'mysql', 'sqlite'].inc
         const role = `cc_ro_${randomBytes(4).toString('hex')}`;
         await db.knex.raw('create role ?? login', [role]);
         try {
-          await db.knex.raw('grant usage on schema ?? to ??', [db.schema, role]);
-          await db.knex.raw('grant select on all tables in schema ?? to ??', [db.schema, role]);
+          await db.knex.raw('grant usage on schema ?? to ??', [db.schema!, role]);
+          await db.knex.raw('grant select on all tables in schema ?? to ??', [db.schema!, role]);
           const url = new URL(db.url);
           url.username = role;
           url.password = '';

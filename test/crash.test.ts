@@ -13,8 +13,8 @@ import { afterEach, beforeAll, describe, expect, it, type TestContext } from 'vi
 import { JOB_TABLES, jobTable } from '../src/target/job-tables.js';
 import { auditPhotos, problems, type AuditReport } from './support/photo-audit.js';
 import { startHarness, type Harness } from './support/sync-harness.js';
-import { buildIfStale, runCli } from './support/built-cli.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
+import { buildIfStale, runCli } from './support/cli.js';
 
 const PG_URL = process.env.TEST_PG_URL;
 const SKIP = PG_URL ? undefined : 'crash tests skipped: set TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test (they need a real PostgreSQL)';

@@ -5,7 +5,8 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { startSimulator } from '../src/simulator/index.js';
-import { countRows, runCli, sqliteCampus, syncEnv } from './support/cli-e2e.js';
+import { countRows, sqliteCampus, syncEnv } from './support/cli-e2e.js';
+import { runCli } from './support/cli.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

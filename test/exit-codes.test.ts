@@ -10,7 +10,8 @@ import { EXIT } from '../src/errors.js';
 import { startSimulator, type Simulator } from '../src/simulator/index.js';
 import { RUN_LOCK_NAME } from '../src/run-guard.js';
 import { acquireRunLock } from '../src/target/run-lock.js';
-import { runCli, sqliteCampus, syncEnv, type CampusDb } from './support/cli-e2e.js';
+import { sqliteCampus, syncEnv, type CampusDb } from './support/cli-e2e.js';
+import { runCli } from './support/cli.js';
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
 async function closedPort(): Promise<number> {

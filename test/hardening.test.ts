@@ -11,8 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext 
 import { CloudCardClient } from '../src/cloudcard/client.js';
 import { CloudCardError, PhotoError } from '../src/errors.js';
 import { auditPhotos, problems } from './support/photo-audit.js';
-import { buildIfStale, runCli } from './support/built-cli.js';
 import { startHarness, type Harness, type HarnessDialect, type HarnessOptions } from './support/sync-harness.js';
+import { buildIfStale, runCli } from './support/cli.js';
 
 const open: Harness[] = [];
 afterEach(async () => {

@@ -9,7 +9,8 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../src/simulator/index.js';
-import { postgresCampus, runCli, sqliteCampus, syncEnv, type CampusDb } from './support/cli-e2e.js';
+import { postgresCampus, sqliteCampus, syncEnv, type CampusDb } from './support/cli-e2e.js';
+import { runCli } from './support/cli.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

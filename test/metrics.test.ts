@@ -4,7 +4,8 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { startSimulator } from '../src/simulator/index.js';
-import { sqliteCampus, startCli, syncEnv, type CliProcess } from './support/cli-e2e.js';
+import { sqliteCampus, syncEnv } from './support/cli-e2e.js';
+import { type CliProcess, startCli } from './support/cli.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

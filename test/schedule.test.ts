@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkCronExpression } from '../src/schedule.js';
 import { startSimulator, type Simulator } from '../src/simulator/index.js';
-import { countRows, postgresCampus, sqliteCampus, startCli, syncEnv, type CampusDb, type CliProcess } from './support/cli-e2e.js';
+import { countRows, postgresCampus, sqliteCampus, syncEnv, type CampusDb } from './support/cli-e2e.js';
+import { type CliProcess, startCli } from './support/cli.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { StatusReport } from '../src/commands/status.js';
 import { explain, formatExplanation, type Explanation } from '../src/commands/explain.js';
 import { startSimulator, type Simulator } from '../src/simulator/index.js';
-import { postgresCampus, runCli, sqliteCampus, syncEnv, type CampusDb } from './support/cli-e2e.js';
+import { postgresCampus, sqliteCampus, syncEnv, type CampusDb } from './support/cli-e2e.js';
+import { runCli } from './support/cli.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

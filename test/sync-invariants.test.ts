@@ -61,7 +61,7 @@ describe('runSync invariants', () => {
     // A second, independent connection sees only committed data: at the moment CloudCard is told, the
     // ledger row and the blob must already be there.
     const reader = new Database(file, { readonly: true });
-    cleanups.push(() => reader.close());
+    cleanups.push(() => void reader.close());
     const seenAtAck: Array<{ id: number; ledger: boolean; blob: boolean }> = [];
     sim.onStatusChange((photo) => {
       if (photo.status !== 'DOWNLOADED') return;

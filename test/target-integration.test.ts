@@ -303,21 +303,27 @@ describe.each(DIALECTS)('target on $name', (dialect) => {
   dbIt('run lock: released when the holding connection dies (session-lock databases)', async () => {
     if (dialect.name !== 'postgres' && dialect.name !== 'mysql') return; // SQLite: heartbeat; others need Docker
     const name = `lock-${randomBytes(3).toString('hex')}`;
-    const held = await acquireRunLock(knex, name);
+    // The lock is scoped to the schema holding the job's tables.
+    const opts = { jobSchema: schema! };
+    const held = await acquireRunLock(knex, name, opts);
     expect(held).not.toBeNull();
-    expect(await acquireRunLock(knex, name)).toBeNull();
+    expect(await acquireRunLock(knex, name, opts)).toBeNull();
+    // Another job, with its ledger in another schema, is not held up.
+    const other = await acquireRunLock(knex, name);
+    expect(other).not.toBeNull();
+    await other!.release();
     // Kill the holder's session from the server side, as a crashed process or a dropped network would.
     if (dialect.name === 'postgres') {
       await knex.raw(
         "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted and ((classid::bigint << 32) | objid::bigint) = ?::bigint",
-        [advisoryKey(name)],
+        [advisoryKey(`${schema}:${name}`)],
       );
     } else {
-      const [rows] = (await knex.raw('select is_used_lock(?) as id', [`cloudcard-sync:${name}`])) as [Array<{ id: number }>];
+      const [rows] = (await knex.raw('select is_used_lock(?) as id', [`cloudcard-sync:${schema}:${name}`])) as [Array<{ id: number }>];
       await knex.raw(`kill ${Number(rows[0]!.id)}`);
     }
     await new Promise((r) => setTimeout(r, 200));
-    const taken = await acquireRunLock(knex, name);
+    const taken = await acquireRunLock(knex, name, opts);
     expect(taken).not.toBeNull();
     await taken!.release();
     await held!.release().catch(() => undefined); // its connection is gone; this only returns it to the pool

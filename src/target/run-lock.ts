@@ -72,12 +72,23 @@ const firstValue = (rows: unknown): unknown => {
   return row ? Object.values(row)[0] : undefined;
 };
 
+/**
+ * Server-wide locks (advisory locks, GET_LOCK, applocks) are scoped to the schema that holds the job's
+ * tables: two jobs with their own ledgers in one database do not exclude each other, two on one ledger do.
+ */
+async function scopedName(knex: Knex, conn: unknown, name: string, schema: string | undefined, currentSchemaSql: string): Promise<string> {
+  if (schema) return `${schema}:${name}`;
+  const res = await on(knex, conn, currentSchemaSql, []);
+  const rows = Array.isArray(res) ? (Array.isArray(res[0]) ? res[0] : res) : (res as { rows: unknown[] }).rows;
+  return `${String(firstValue(rows) ?? '')}:${name}`;
+}
+
 export async function acquireRunLock(knex: Knex, name: string, opts: RunLockOptions = {}): Promise<RunLock | null> {
   const schema = checkJobSchema(String(knex.client.config.client), opts.jobSchema);
   switch (dialectName(knex)) {
     case 'postgres':
       return withDedicatedConnection(knex, async (conn) => {
-        const key = advisoryKey(name);
+        const key = advisoryKey(await scopedName(knex, conn, name, schema, 'select current_schema() as s'));
         const res = (await on(knex, conn, 'select pg_try_advisory_lock(?::bigint) as locked', [key])) as { rows: unknown[] };
         if (firstValue(res.rows) !== true) return null;
         return async () => void (await on(knex, conn, 'select pg_advisory_unlock(?::bigint)', [key]));
@@ -85,14 +96,14 @@ export async function acquireRunLock(knex: Knex, name: string, opts: RunLockOpti
     case 'mysql':
       return withDedicatedConnection(knex, async (conn) => {
         // MySQL lock names are limited to 64 characters.
-        const lockName = `cloudcard-sync:${name}`.slice(0, 64);
+        const lockName = `cloudcard-sync:${await scopedName(knex, conn, name, schema, 'select database() as s')}`.slice(0, 64);
         const [rows] = (await on(knex, conn, 'select get_lock(?, 0) as locked', [lockName])) as [unknown[]];
         if (Number(firstValue(rows)) !== 1) return null;
         return async () => void (await on(knex, conn, 'select release_lock(?)', [lockName]));
       });
     case 'mssql':
       return withDedicatedConnection(knex, async (conn) => {
-        const resource = `cloudcard-sync:${name}`;
+        const resource = `cloudcard-sync:${await scopedName(knex, conn, name, schema, 'select schema_name() as s')}`;
         const rows = await on(
           knex,
           conn,

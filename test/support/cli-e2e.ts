@@ -1,121 +1,20 @@
 /**
- * End-to-end fixtures for the CLI tests (schedule, status/explain, logs, dry run, exit codes, metrics): the
- * built CLI started as a child process, a campus database seeded with the demo `students` table (SQLite in a
- * temp dir, or a PostgreSQL schema of its own), and the demo mapping.
+ * Campus-database fixtures for the CLI tests (schedule, status/explain, logs, dry run, exit codes, metrics):
+ * a database seeded with the demo `students` table (SQLite in a temp dir, or a PostgreSQL schema of its own),
+ * the demo mapping, and the environment a child process needs. The process helpers are in cli.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
 import { seedDemoStudents } from '../../src/commands/demo.js';
 import { openDatabase } from '../../src/target/connection.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+import { ROOT } from './cli.js';
+
 export const DEMO_MAPPING = path.join(ROOT, 'mappings', 'demo-sqlite.yaml');
 export const PG_URL = process.env.TEST_PG_URL;
-
-export function requireBuiltCli(): void {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` (npm test builds first)`);
-}
-
-export interface CliProcess {
-  child: ChildProcess;
-  /** stdout and stderr so far, interleaved as they arrived. */
-  output(): string;
-  stdout(): string;
-  /** Resolves once the process has exited. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Waits until the output matches, or fails after timeoutMs with the output so far. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
-  /** JSON log lines (stdout lines that parse as objects). */
-  jsonLines(): Array<Record<string, unknown>>;
-}
-
-export function startCli(args: string[], env: Record<string, string | undefined>): CliProcess {
-  requireBuiltCli();
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    // A clean environment: only what the test passes, plus PATH/HOME so node runs normally.
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let all = '';
-  let out = '';
-  const waiters = new Set<() => void>();
-  const onData = (isOut: boolean) => (chunk: Buffer) => {
-    const s = chunk.toString('utf8');
-    all += s;
-    if (isOut) out += s;
-    for (const w of waiters) w();
-  };
-  child.stdout?.on('data', onData(true));
-  child.stderr?.on('data', onData(false));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      // Let the pipes drain before anyone reads the output.
-      setTimeout(() => {
-        resolve({ code, signal });
-        for (const w of waiters) w();
-      }, 50);
-    }),
-  );
-  let done = false;
-  void exited.then(() => (done = true));
-  return {
-    child,
-    output: () => all,
-    stdout: () => out,
-    exited,
-    waitFor(pattern, timeoutMs = 15_000) {
-      return new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (pattern.test(all)) {
-            cleanup();
-            resolve();
-          } else if (done) {
-            cleanup();
-            reject(new Error(`process exited before output matched ${pattern}; output:\n${all}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; output:\n${all}`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-    jsonLines() {
-      return out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .flatMap((l) => {
-          try {
-            return [JSON.parse(l) as Record<string, unknown>];
-          } catch {
-            return [];
-          }
-        });
-    },
-  };
-}
-
-/** Runs the CLI to completion (bounded), returning its exit code and output. */
-export async function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<{ code: number | null; output: string; stdout: string }> {
-  const p = startCli(args, env);
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
-  const { code } = await p.exited;
-  clearTimeout(timer);
-  return { code, output: p.output(), stdout: p.stdout() };
-}
 
 export interface CampusDb {
   kind: 'sqlite' | 'postgres';
