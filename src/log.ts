@@ -3,7 +3,20 @@
  * Secrets are redacted twice over: by key (pino's redact) and by value (every string that equals a
  * registered secret is replaced), because a token can turn up inside an error message or a URL.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pino, { type Logger } from 'pino';
+
+/**
+ * Fields every log line written inside a run or a photo's processing carries (runId, photoId, version),
+ * wherever the line comes from: the CloudCard client's retry warnings know nothing of runs, yet an
+ * operator grepping for a photo id must find them.
+ */
+const logContext = new AsyncLocalStorage<Record<string, unknown>>();
+
+/** Runs `fn` with `fields` added to every line logged inside it (nested contexts add up). */
+export function withLogContext<T>(fields: Record<string, unknown>, fn: () => T): T {
+  return logContext.run({ ...logContext.getStore(), ...fields }, fn);
+}
 
 const secrets = new Set<string>();
 
@@ -44,6 +57,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
       streamWrite: (line: string) => (secrets.size ? redact(line) : line),
     },
     formatters: { level: (label: string) => ({ level: label }) },
+    // A copy: pino merges each line's own fields into the object mixin returns.
+    mixin: () => ({ ...logContext.getStore() }),
   };
   if (pretty) {
     return pino(

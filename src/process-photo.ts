@@ -46,7 +46,8 @@ export interface PhotoContext {
 
 export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<PhotoOutcome> {
   const version = photo.version ?? 0;
-  const log = ctx.logger.child({ photoId: photo.id, version });
+  // runId, photoId and version come with every line from the log context set by sync.ts.
+  const log = ctx.logger;
   let studentKey: string | undefined;
   try {
     // A photo already committed is only acknowledged. The write transaction finds that out anyway; asking

@@ -13,7 +13,7 @@ import { AcknowledgementLog } from './acknowledgements.js';
 import type { CloudCardClient } from './cloudcard/client.js';
 import type { Mapping } from './config/mapping.js';
 import { DatabaseError } from './errors.js';
-import type { Logger } from './log.js';
+import { withLogContext, type Logger } from './log.js';
 import { processPhoto, UNMATCHED_CODES } from './process-photo.js';
 import { reconcileUnacknowledged } from './reconcile.js';
 import { emptyCounts, RunHistory, type RunCounts } from './run-history.js';
@@ -75,10 +75,14 @@ const COUNT_BY_KIND: Record<OutcomeKind, keyof RunCounts> = {
 const MAX_PROBLEMS_REPORTED = 200;
 
 export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<RunSummary> {
-  const started = Date.now();
   const runId = randomUUID();
+  return withLogContext({ runId }, () => run(deps, opts, runId));
+}
+
+async function run(deps: SyncDeps, opts: RunOptions, runId: string): Promise<RunSummary> {
+  const started = Date.now();
   const dryRun = opts.dryRun ?? false;
-  const logger = deps.logger.child({ runId });
+  const logger = deps.logger;
   const counts = emptyCounts();
   const problems: RunSummary['problems'] = [];
   // Dry runs write nothing, not even their own history.
@@ -129,7 +133,7 @@ export async function runSync(deps: SyncDeps, opts: RunOptions = {}): Promise<Ru
     for await (const item of source.items(signal)) {
       counts.found++;
       const task = (async () => {
-        const outcome = await processPhoto(item.photo, ctx);
+        const outcome = await withLogContext({ photoId: item.photo.id, version: item.photo.version ?? 0 }, () => processPhoto(item.photo, ctx));
         record(item.photo.id, item.photo.version ?? 0, outcome);
         try {
           await item.settle(outcome);
