@@ -55,11 +55,11 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<Pho
     // writes nothing, so it must ask here.
     if ((ctx.dryRun || ctx.precheckLedger) && ctx.ledgerExists && (await ctx.limits.write(() => ctx.writer.ledgerEntry(photo.id, version)))) {
       if (ctx.dryRun) return { kind: 'already-stored', acknowledged: false, reason: 'already stored; dry run: would acknowledge' };
-      return await acknowledge(photo, { kind: 'already-stored', acknowledged: false }, ctx, log);
+      return await acknowledge(photo, { kind: 'already-stored', acknowledged: false }, ctx);
     }
 
     const extracted = extractStudentKey(photo, ctx.mapping.studentKey);
-    if (!extracted.ok) return await setAside(photo, ctx.mapping.unmatched.action, extracted.code, withHint(extracted.reason, ctx), ctx, log);
+    if (!extracted.ok) return await setAside(photo, ctx.mapping.unmatched.action, extracted.code, withHint(extracted.reason, ctx), ctx);
     studentKey = extracted.key;
 
     let image: DownloadedImage;
@@ -67,7 +67,7 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<Pho
       image = await ctx.limits.download(() => ctx.client.downloadBytes(photo, { maxBytes: ctx.mapping.images.maxBytes, allowedTypes: ctx.mapping.images.types }));
     } catch (err) {
       if (err instanceof PhotoError && !err.retryable) {
-        return await setAside(photo, ctx.mapping.badImage.action, err.code, err.message, ctx, log, studentKey);
+        return await setAside(photo, ctx.mapping.badImage.action, err.code, err.message, ctx, studentKey);
       }
       throw err;
     }
@@ -79,17 +79,17 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<Pho
       try {
         found = await ctx.limits.write(() => ctx.writer.lookupKey(studentKey!));
       } catch (err) {
-        if (err instanceof PhotoError && !err.retryable) return await setAside(photo, ctx.mapping.unmatched.action, err.code, withHint(err.message, ctx), ctx, log, studentKey);
+        if (err instanceof PhotoError && !err.retryable) return await setAside(photo, ctx.mapping.unmatched.action, err.code, withHint(err.message, ctx), ctx, studentKey);
         throw err;
       }
       if (found === null) {
-        return await setAside(photo, ctx.mapping.unmatched.action, 'no-student', withHint(`Photo ${photo.id}: no student found by the lookup query for key "${studentKey}".`, ctx), ctx, log, studentKey);
+        return await setAside(photo, ctx.mapping.unmatched.action, 'no-student', withHint(`Photo ${photo.id}: no student found by the lookup query for key "${studentKey}".`, ctx), ctx, studentKey);
       }
       key = found;
     }
     if (ctx.mapping.target.keyType === 'integer') {
       if (!/^-?\d+$/.test(String(key).trim())) {
-        return await setAside(photo, ctx.mapping.unmatched.action, 'key-not-integer', withHint(`Photo ${photo.id}: student key "${String(key)}" is not a whole number, but ${ctx.mapping.target.keyColumn} holds numbers.`, ctx), ctx, log, studentKey);
+        return await setAside(photo, ctx.mapping.unmatched.action, 'key-not-integer', withHint(`Photo ${photo.id}: student key "${String(key)}" is not a whole number, but ${ctx.mapping.target.keyColumn} holds numbers.`, ctx), ctx, studentKey);
       }
       key = Number(String(key).trim());
     }
@@ -118,11 +118,11 @@ export async function processPhoto(photo: Photo, ctx: PhotoContext): Promise<Pho
     };
     const result = await ctx.limits.write(() => ctx.writer.store(request, withCommitFailpoint(ctx.hooks)));
     if (result.kind === 'no-student-row') {
-      return await setAside(photo, ctx.mapping.unmatched.action, 'no-student', withHint(`Photo ${photo.id}: no row in ${ctx.mapping.target.table} with ${ctx.mapping.target.keyColumn} = "${studentKey}" (write mode is update).`, ctx), ctx, log, studentKey);
+      return await setAside(photo, ctx.mapping.unmatched.action, 'no-student', withHint(`Photo ${photo.id}: no row in ${ctx.mapping.target.table} with ${ctx.mapping.target.keyColumn} = "${studentKey}" (write mode is update).`, ctx), ctx, studentKey);
     }
     failpoint('after-commit');
     log.info({ studentKey, outcome: result.kind, bytes: image.bytes.length }, result.kind === 'stored' ? 'photo stored' : `photo ${result.kind}`);
-    return await acknowledge(photo, { kind: result.kind, acknowledged: false, studentKey, ...(result.kind === 'superseded' ? { reason: `a newer photo (${result.byPhotoId}) of the same student is already stored` } : {}) }, ctx, log);
+    return await acknowledge(photo, { kind: result.kind, acknowledged: false, studentKey, ...(result.kind === 'superseded' ? { reason: `a newer photo (${result.byPhotoId}) of the same student is already stored` } : {}) }, ctx);
   } catch (err) {
     if (isConnectionError(err)) ctx.onDatabaseDown(err);
     const code = err instanceof PhotoError ? err.code : isConnectionError(err) ? 'db-unreachable' : (err as { name?: string }).name === 'CloudCardError' ? 'cloudcard-error' : 'error';
@@ -138,8 +138,9 @@ function withHint(reason: string, ctx: PhotoContext): string {
 }
 
 /** After COMMIT: tell CloudCard, then note it in the ledger. A failure here leaves the photo committed but unacknowledged, which the next run reconciles. */
-async function acknowledge(photo: Photo, outcome: PhotoOutcome, ctx: PhotoContext, log: Logger): Promise<PhotoOutcome> {
+async function acknowledge(photo: Photo, outcome: PhotoOutcome, ctx: PhotoContext): Promise<PhotoOutcome> {
   const version = photo.version ?? 0;
+  const log = ctx.logger;
   let result: Awaited<ReturnType<CloudCardClient['setStatus']>>;
   try {
     result = await ctx.client.setStatus({ id: photo.id, version: photo.version }, ctx.mapping.markAs);
@@ -179,9 +180,9 @@ async function setAside(
   code: string,
   reason: string,
   ctx: PhotoContext,
-  log: Logger,
   studentKey?: string,
 ): Promise<PhotoOutcome> {
+  const log = ctx.logger;
   const base = { code, reason, ...(studentKey ? { studentKey } : {}) };
   const kind = UNMATCHED_CODES.has(code) ? 'unmatched' : 'left';
   if (action === 'leave' || ctx.dryRun) {
