@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import { DatabaseError } from './errors.js';
 import type { Logger } from './log.js';
+import { closeAbandonedRuns } from './run-history.js';
 import { acquireRunLock } from './target/run-lock.js';
 
 /** One lock for every kind of run: a manual `run` and a scheduled tick must not overlap either. */
@@ -23,6 +24,7 @@ export async function withRunLock<T>(knex: Knex, jobSchema: string | undefined, 
   if (!lock) return { locked: true };
   let value: T;
   try {
+    await closeAbandonedRuns(knex, jobSchema);
     value = await fn();
   } catch (err) {
     // The run's own error is the one to report (e.g. DatabaseError, exit 4). Releasing on a connection that

@@ -38,6 +38,19 @@ export function dbNow(knex: Knex, at = new Date()): Date | string {
   return knex.client.config.client === 'better-sqlite3' ? at.toISOString() : at;
 }
 
+/**
+ * Marks runs whose process ended without finishing them (killed, crashed, or past the stop timeout) as
+ * `interrupted`, so `status` does not show them as running forever. Only safe while holding the run lock:
+ * then no other locked run is under way. Queue consumers take no lock and are left alone.
+ */
+export async function closeAbandonedRuns(knex: Knex, jobSchema: string | undefined): Promise<number> {
+  const runs = jobSchema ? knex('cloudcard_runs').withSchema(jobSchema) : knex('cloudcard_runs');
+  return runs
+    .where({ status: 'running' })
+    .whereNot({ trigger: 'queue' })
+    .update({ status: 'interrupted', ended_at: dbNow(knex), error_summary: 'the process ended before the run finished (killed, crashed, or past the stop timeout)' });
+}
+
 export class RunHistory {
   private events: Array<Record<string, unknown>> = [];
   private writing: Promise<void> = Promise.resolve();

@@ -87,10 +87,16 @@ describe('crash safety: SIGKILL at each failpoint, then run again (PostgreSQL)',
     expect(crashed.stderr).toContain('failpoint after-download:4 reached');
     const midway = await expectSafeMidway(h);
     expect(midway.lost.length).toBeGreaterThan(0);
+    const runs = () => h.knex(jobTable(JOB_TABLES.runs, h.schema)).orderBy('started_at').select('status', 'error_summary');
+    expect((await runs()).map((r) => r.status)).toEqual(['running']);
 
     const again = await runCli(['run', '--no-progress'], env);
     expect(again.code, again.stderr).toBe(0);
     await expectFinal(h);
+    // The killed run's history row is closed by the next run, not left "running" forever.
+    const history = await runs();
+    expect(history.map((r) => r.status)).toEqual(['interrupted', 'ok']);
+    expect(history[0]!.error_summary).toMatch(/process ended before the run finished/);
   });
 
   it('(a) inside the transaction, just before COMMIT: rolled back, then stored once by the next run', async (ctx) => {
