@@ -5,38 +5,19 @@
  * terminating semicolon.
  */
 import type { Dialect } from './index.js';
-import { errorCode, raw, selectStudent, placeholders, targetColumns } from './shared.js';
+import { errorCode, mergeInsertStudent, mergeUpsert, selectStudent, type MergeSyntax } from './shared.js';
+
+const MERGE: MergeSyntax = { target: ' with (holdlock) as t', sourceEnd: ') as s', on: (c) => `on ${c}`, end: ';' };
 
 export const mssql: Dialect = {
   name: 'mssql',
   maxBindings: 2100,
   maxInList: 1000,
   blobBinding: (buf) => buf,
-  ensureStudentRow: (k, table, key, now) =>
-    raw(k, 
-      'merge into ?? with (holdlock) as t using (select ? as ??) as s on t.?? = s.?? ' +
-        'when not matched then insert (??, ??) values (s.??, ?);',
-      [table, key, 'student_key', 'student_key', 'student_key', 'student_key', 'updated_at', 'student_key', now],
-    ),
+  ensureStudentRow: (k, table, key, now) => mergeInsertStudent(k, table, key, now, MERGE),
   lockStudentRow: (k, table, key) =>
     selectStudent(k, table, key, ' with (updlock, rowlock, holdlock)'),
-  upsertTarget(k, target, row) {
-    const { names, values } = targetColumns(target, row, row.blob);
-    const updated = names.slice(1);
-    const sql =
-      `merge into ?? with (holdlock) as t using (select ${names.map(() => '? as ??').join(', ')}) as s on t.?? = s.?? ` +
-      `when matched then update set ${updated.map(() => 't.?? = s.??').join(', ')} ` +
-      `when not matched then insert (${placeholders(names.length, '??')}) values (${placeholders(names.length, 's.??')});`;
-    return raw(k, sql, [
-      target.table,
-      ...names.flatMap((c, i) => [values[i], c]),
-      target.keyColumn,
-      target.keyColumn,
-      ...updated.flatMap((c) => [c, c]),
-      ...names,
-      ...names,
-    ]);
-  },
+  upsertTarget: (k, target, row) => mergeUpsert(k, target, row, row.blob, MERGE),
   rowsOf: (result) => result as Array<Record<string, unknown>>,
   // 1205: chosen as deadlock victim.
   isTransientConflict: (err) => errorCode(err) === 1205,

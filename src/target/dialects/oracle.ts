@@ -6,7 +6,9 @@
  */
 import { createRequire } from 'node:module';
 import type { Dialect } from './index.js';
-import { errorCode, raw, selectStudent, placeholders, targetColumns } from './shared.js';
+import { errorCode, mergeInsertStudent, mergeUpsert, selectStudent, type MergeSyntax } from './shared.js';
+
+const MERGE: MergeSyntax = { target: ' t', sourceEnd: ' from dual) s', on: (c) => `on (${c})`, end: '' };
 
 interface OracleDbTypes {
   DB_TYPE_BLOB: unknown;
@@ -29,31 +31,9 @@ export const oracle: Dialect = {
   // ORA-01795: at most 1000 expressions in a list.
   maxInList: 1000,
   blobBinding: (buf): OracleBlobBind => ({ type: oracledb().DB_TYPE_BLOB, val: buf }),
-  ensureStudentRow: (k, table, key, now) =>
-    raw(k, 
-      'merge into ?? t using (select ? as ?? from dual) s on (t.?? = s.??) ' +
-        'when not matched then insert (??, ??) values (s.??, ?)',
-      [table, key, 'student_key', 'student_key', 'student_key', 'student_key', 'updated_at', 'student_key', now],
-    ),
+  ensureStudentRow: (k, table, key, now) => mergeInsertStudent(k, table, key, now, MERGE),
   lockStudentRow: (k, table, key) => selectStudent(k, table, key, '', ' for update'),
-  upsertTarget(k, target, row) {
-    const { names, values } = targetColumns(target, row, oracle.blobBinding(row.blob));
-    const updated = names.slice(1);
-    // Oracle cannot update a column used in ON, so the key is only matched and inserted.
-    const sql =
-      `merge into ?? t using (select ${names.map(() => '? as ??').join(', ')} from dual) s on (t.?? = s.??) ` +
-      `when matched then update set ${updated.map(() => 't.?? = s.??').join(', ')} ` +
-      `when not matched then insert (${placeholders(names.length, '??')}) values (${placeholders(names.length, 's.??')})`;
-    return raw(k, sql, [
-      target.table,
-      ...names.flatMap((c, i) => [values[i], c]),
-      target.keyColumn,
-      target.keyColumn,
-      ...updated.flatMap((c) => [c, c]),
-      ...names,
-      ...names,
-    ]);
-  },
+  upsertTarget: (k, target, row) => mergeUpsert(k, target, row, oracle.blobBinding(row.blob), MERGE),
   rowsOf: (result) => result as Array<Record<string, unknown>>,
   // ORA-00060 deadlock, ORA-08177 serialization failure.
   isTransientConflict: (err) => [60, 8177].includes(errorCode(err) as number),

@@ -55,6 +55,48 @@ export function upsertStudentIfNewer(k: Knex, tables: { student: string; ledger:
 }
 
 /**
+ * SQL Server and Oracle upsert with MERGE, and spell it differently in four places: how the target is
+ * aliased (SQL Server also takes HOLDLOCK there, so two MERGEs cannot both decide "not matched"), how the
+ * one-row source ends (Oracle selects from dual), whether ON takes parentheses, and the closing semicolon
+ * SQL Server requires.
+ */
+export interface MergeSyntax {
+  target: string;
+  sourceEnd: string;
+  on: (condition: string) => string;
+  end: string;
+}
+
+/** `merge into T <alias> using (select ? as k, ? as b, ...) s on t.k = s.k when matched then update ... when not matched then insert ...` */
+export function mergeUpsert(k: Knex, target: TargetTable, row: TargetRow, blob: unknown, m: MergeSyntax): Knex.Raw {
+  const { names, values } = targetColumns(target, row, blob);
+  // The key is only matched and inserted: Oracle cannot update a column used in ON, and it never changes anyway.
+  const updated = names.slice(1);
+  const sql =
+    `merge into ??${m.target} using (select ${names.map(() => '? as ??').join(', ')}${m.sourceEnd} ${m.on('t.?? = s.??')} ` +
+    `when matched then update set ${updated.map(() => 't.?? = s.??').join(', ')} ` +
+    `when not matched then insert (${placeholders(names.length, '??')}) values (${placeholders(names.length, 's.??')})${m.end}`;
+  return raw(k, sql, [
+    target.table,
+    ...names.flatMap((c, i) => [values[i], c]),
+    target.keyColumn,
+    target.keyColumn,
+    ...updated.flatMap((c) => [c, c]),
+    ...names,
+    ...names,
+  ]);
+}
+
+/** Creates the per-student row if absent, with MERGE (see MergeSyntax). */
+export function mergeInsertStudent(k: Knex, studentTable: string, studentKey: string, now: Date, m: MergeSyntax): Knex.Raw {
+  return raw(
+    k,
+    `merge into ??${m.target} using (select ? as ??${m.sourceEnd} ${m.on('t.?? = s.??')} when not matched then insert (??, ??) values (s.??, ?)${m.end}`,
+    [studentTable, studentKey, 'student_key', 'student_key', 'student_key', 'student_key', 'updated_at', 'student_key', now],
+  );
+}
+
+/**
  * Job-table columns are lower-case and created quoted (by knex), so raw SQL must quote them too: unquoted,
  * Oracle would look for STUDENT_KEY. They are bound as `??` like every other identifier.
  */
