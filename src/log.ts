@@ -5,6 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pino, { type Logger } from 'pino';
+import { prettyFactory } from 'pino-pretty';
 
 /**
  * Fields every log line written inside a run or a photo's processing carries (runId, photoId, version),
@@ -31,6 +32,9 @@ export function redact(text: string): string {
   for (const s of secrets) out = out.split(s).join('[REDACTED]');
   return out;
 }
+
+/** Set by the progress bar while it is on screen, so a log line takes the bar's line and the bar moves below it. */
+export const terminal: { beforeLine?: (() => void) | undefined; afterLine?: (() => void) | undefined } = {};
 
 export type LogFormat = 'json' | 'pretty' | 'auto';
 
@@ -61,10 +65,17 @@ export function createLogger(opts: LogOptions = {}): Logger {
     mixin: () => ({ ...logContext.getStore() }),
   };
   if (pretty) {
-    return pino(
-      base,
-      pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } }),
-    );
+    // Formatted here, synchronously, rather than in pino-pretty's worker thread: lines then reach the
+    // terminal in order with the progress bar and the final summary instead of after them.
+    const prettify = prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' });
+    const out = opts.destination ?? process.stdout;
+    return pino(base, {
+      write(line: string) {
+        terminal.beforeLine?.();
+        out.write(prettify(JSON.parse(line) as Record<string, unknown>));
+        terminal.afterLine?.();
+      },
+    });
   }
   return pino(base, opts.destination ?? pino.destination({ fd: 1, sync: true }));
 }

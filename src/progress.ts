@@ -3,6 +3,7 @@
  * lines already tell a non-interactive reader what happens.
  */
 import cliProgress from 'cli-progress';
+import { terminal } from './log.js';
 import type { RunCounts } from './run-history.js';
 
 export interface Progress {
@@ -24,6 +25,10 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Pro
       if (!running) {
         bar.start(total ?? done, done, payload);
         running = true;
+        // A log line (a warning about one photo) takes the bar's line and the bar redraws below it. The bar
+        // returns to the cursor position it saved (ESC 7) when it stops, so that position moves down too.
+        terminal.beforeLine = () => stream.write('\r\x1b[K');
+        terminal.afterLine = () => stream.write('\x1b7');
       }
       if (total !== undefined && total !== bar.getTotal()) bar.setTotal(Math.max(total, done));
       bar.update(done, payload);
@@ -31,6 +36,8 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Pro
     stop() {
       if (running) bar.stop();
       running = false;
+      terminal.beforeLine = undefined;
+      terminal.afterLine = undefined;
     },
   };
 }
