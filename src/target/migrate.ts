@@ -87,11 +87,26 @@ function resolveSchema(knex: Knex, jobSchema: string | undefined): string | unde
   return checkJobSchema(String(knex.client.config.client), jobSchema);
 }
 
+/**
+ * Two instances started at once against a fresh database both try to create knex's bookkeeping tables (and
+ * the schema); one loses with "already exists", or finds the other holding knex's migration lock. Both mean
+ * "someone else is migrating right now": wait a moment and try again, and the next attempt finds the work done.
+ */
+const CONCURRENT_MIGRATION = /already exists|already locked|duplicate key value|ER_TABLE_EXISTS_ERROR|ORA-00955|There is already an object named/i;
+const MIGRATION_ATTEMPTS = 10;
+
 export async function migrateLatest(knex: Knex, jobSchema?: string): Promise<string[]> {
   const schema = resolveSchema(knex, jobSchema);
-  if (schema) await ensureSchema(knex, schema);
-  const [, applied] = (await withSchema(knex, schema).migrate.latest(migratorConfig(schema))) as [number, string[]];
-  return applied;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (schema) await ensureSchema(knex, schema);
+      const [, applied] = (await withSchema(knex, schema).migrate.latest(migratorConfig(schema))) as [number, string[]];
+      return applied;
+    } catch (err) {
+      if (attempt >= MIGRATION_ATTEMPTS || !CONCURRENT_MIGRATION.test(String((err as Error)?.message))) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
+    }
+  }
 }
 
 export async function migrateRollbackAll(knex: Knex, jobSchema?: string): Promise<string[]> {
