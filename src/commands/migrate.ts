@@ -13,7 +13,8 @@ export function registerMigrate(program: Command): void {
       .option('--status', 'show which migrations have run'),
   ).action(async (flags: CommonFlags & { rollback?: boolean; status?: boolean }) => {
     const settings = settingsFrom(flags);
-    const knex = await connectDatabase(settings, 2);
+    // One connection waits its turn (the migration lock), the others run the migrations.
+    const knex = await connectDatabase(settings, 4);
     try {
       if (flags.status) {
         const s = await migrationStatus(knex, settings.jobSchema);

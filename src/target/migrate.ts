@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { checkJobSchema } from './job-tables.js';
 import { dialectName } from './connection.js';
+import { waitForRunLock } from './run-lock.js';
 
 /** Kept apart from any knex_migrations table the campus database may already have. */
 export const MIGRATIONS_TABLE = 'cloudcard_migrations';
@@ -93,18 +94,34 @@ function resolveSchema(knex: Knex, jobSchema: string | undefined): string | unde
  * "someone else is migrating right now": wait a moment and try again, and the next attempt finds the work done.
  */
 const CONCURRENT_MIGRATION = /already exists|already locked|duplicate key value|ER_TABLE_EXISTS_ERROR|ORA-00955|There is already an object named/i;
-const MIGRATION_ATTEMPTS = 10;
+/** How long to wait for another instance's migrations (MariaDB's DDL on a busy server takes seconds). */
+const MIGRATION_WAIT_MS = 120_000;
 
 export async function migrateLatest(knex: Knex, jobSchema?: string): Promise<string[]> {
   const schema = resolveSchema(knex, jobSchema);
+  const deadline = Date.now() + MIGRATION_WAIT_MS;
+  // Where the server has session locks, instances take turns before knex even looks at its tables (on
+  // MariaDB, knex's own lock-table dance between four instances could stall for a minute). Oracle and SQLite
+  // keep their run lock in a job table that may not exist yet: there the retries below do the work.
+  const turn = SESSION_LOCK_DIALECTS.has(dialectName(knex)) ? await waitForRunLock(knex, 'migrate', schema, MIGRATION_WAIT_MS) : null;
+  try {
+    return await migrateWithRetries(knex, schema, deadline);
+  } finally {
+    await turn?.release();
+  }
+}
+
+const SESSION_LOCK_DIALECTS = new Set(['postgres', 'mysql', 'mssql']);
+
+async function migrateWithRetries(knex: Knex, schema: string | undefined, deadline: number): Promise<string[]> {
   for (let attempt = 1; ; attempt++) {
     try {
       if (schema) await ensureSchema(knex, schema);
       const [, applied] = (await withSchema(knex, schema).migrate.latest(migratorConfig(schema))) as [number, string[]];
       return applied;
     } catch (err) {
-      if (attempt >= MIGRATION_ATTEMPTS || !CONCURRENT_MIGRATION.test(String((err as Error)?.message))) throw err;
-      await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
+      if (Date.now() > deadline || !CONCURRENT_MIGRATION.test(String((err as Error)?.message))) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * attempt) + Math.random() * 200));
     }
   }
 }

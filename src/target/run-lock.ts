@@ -72,6 +72,16 @@ const firstValue = (rows: unknown): unknown => {
   return row ? Object.values(row)[0] : undefined;
 };
 
+/** Like acquireRunLock, but waits (polling) up to waitMs for the holder to finish; null if it never did. */
+export async function waitForRunLock(knex: Knex, name: string, jobSchema: string | undefined, waitMs: number): Promise<RunLock | null> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const lock = await acquireRunLock(knex, name, jobSchema ? { jobSchema } : {});
+    if (lock || Date.now() > deadline) return lock;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /**
  * Server-wide locks (advisory locks, GET_LOCK, applocks) are scoped to the schema that holds the job's
  * tables: two jobs with their own ledgers in one database do not exclude each other, two on one ledger do.
