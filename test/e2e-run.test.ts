@@ -28,11 +28,7 @@ for (const dialect of DIALECTS.filter((d) => ['sqlite', 'postgres', 'mysql'].inc
 
     beforeAll(async () => {
       const got = await dialect.acquire();
-      if ('skip' in got) {
-        skip = got.skip;
-        console.log(skip);
-        return;
-      }
+      if ('skip' in got) return void (skip = got.skip);
       db = got;
       sim = await startSimulator({ photoCount: PHOTOS, unmatchedEvery: UNMATCHED_EVERY, pngEvery: 4 });
       await seedDemoStudents(db.knex, PHOTOS, { unmatchedEvery: UNMATCHED_EVERY, schema: db.schema });

@@ -4,26 +4,12 @@
  * PostgreSQL when TEST_PG_URL is set). After each, photo by photo: the outcome is what the mapping asks for,
  * nothing is acknowledged that is not stored, stored bytes are byte-exact (see support/photo-audit.ts).
  */
-import { afterEach, describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CloudCardError } from '../src/errors.js';
 import { auditPhotos, problems, type ExpectedSetAside } from './support/photo-audit.js';
-import { startHarness, type Harness, type HarnessDialect, type HarnessOptions } from './support/sync-harness.js';
+import { type Harness, harnessPerTest } from './support/sync-harness.js';
 
-const open: Harness[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((h) => h.close()));
-});
-
-async function harness(ctx: TestContext, dialect: HarnessDialect, opts: Omit<HarnessOptions, 'dialect'> = {}): Promise<Harness> {
-  const h = await startHarness({ dialect, ...opts });
-  if (typeof h === 'string') {
-    console.log(h);
-    ctx.skip(h);
-    throw new Error('unreachable');
-  }
-  open.push(h);
-  return h;
-}
+const harness = harnessPerTest();
 
 async function expectClean(h: Harness, setAside: ReadonlyMap<number, ExpectedSetAside> = new Map()) {
   const report = await auditPhotos({ sim: h.sim, knex: h.knex, photoLog: h.tables.photoLog, jobSchema: h.schema, expectSetAside: setAside });

@@ -7,28 +7,14 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudCardClient } from '../src/cloudcard/client.js';
 import { CloudCardError, PhotoError } from '../src/errors.js';
 import { auditPhotos, problems } from './support/photo-audit.js';
-import { startHarness, type Harness, type HarnessDialect, type HarnessOptions } from './support/sync-harness.js';
+import { harnessPerTest } from './support/sync-harness.js';
 import { buildIfStale, runCli } from './support/cli.js';
 
-const open: Harness[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((h) => h.close()));
-});
-
-async function harness(ctx: TestContext, dialect: HarnessDialect, opts: Omit<HarnessOptions, 'dialect'> = {}): Promise<Harness> {
-  const h = await startHarness({ dialect, ...opts });
-  if (typeof h === 'string') {
-    console.log(h);
-    ctx.skip(h);
-    throw new Error('unreachable');
-  }
-  open.push(h);
-  return h;
-}
+const harness = harnessPerTest();
 
 describe('mapping errors through the CLI name the file, the key and the allowed values', () => {
   let dir: string;

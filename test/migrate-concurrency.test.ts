@@ -13,10 +13,8 @@ for (const dialect of DIALECTS.filter((d) => ['postgres', 'mysql', 'sqlite'].inc
     let skip: string | undefined;
     beforeAll(async () => {
       const got = await dialect.acquire();
-      if ('skip' in got) {
-        skip = got.skip;
-        console.log(skip);
-      } else db = got;
+      if ('skip' in got) skip = got.skip;
+      else db = got;
     });
     afterAll(async () => {
       if (db && db.schema && dialectName(db.knex) === 'postgres') await db.knex.raw('drop schema if exists ?? cascade', [`${db.schema}_m`]);

@@ -15,7 +15,7 @@ import { runSync, type SyncDeps } from '../src/sync.js';
 import { openDatabase } from '../src/target/connection.js';
 import { migrateLatest } from '../src/target/migrate.js';
 import { PhotoWriter } from '../src/target/writer.js';
-import { startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator/index.js';
+import { startSimulator, type SimulatorOptions } from '../src/simulator/index.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

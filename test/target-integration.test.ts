@@ -53,11 +53,7 @@ describe.each(DIALECTS)('target on $name', (dialect) => {
 
   beforeAll(async () => {
     const got = await dialect.acquire();
-    if ('skip' in got) {
-      skipReason = got.skip;
-      console.log(got.skip);
-      return;
-    }
+    if ('skip' in got) return void (skipReason = got.skip);
     db = got;
     knex = got.knex;
     schema = got.schema;

@@ -55,7 +55,10 @@ async function server(envVar: string, label: string, start: () => Promise<Server
   const fromEnv = process.env[envVar];
   if (fromEnv) return { url: fromEnv };
   if (!(await containerRuntimeAvailable())) {
-    return { skip: `${label} integration tests skipped: set ${envVar}=... or run Docker (testcontainers)` };
+    // Printed here, once per suite that asks, so every skipped suite says why and how to enable it.
+    const skip = `${label} integration tests skipped: set ${envVar}=... or run Docker (testcontainers)`;
+    console.log(skip);
+    return { skip };
   }
   let s = started.get(envVar);
   if (!s) {

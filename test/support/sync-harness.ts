@@ -7,6 +7,7 @@
  * behind an upsert. Unmatched photos are found by the mapping's lookup query against `students`.
  */
 import type { Knex } from 'knex';
+import { afterEach, type TestContext } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
@@ -66,6 +67,27 @@ export interface Harness {
 }
 
 /** Acquires the database; a string is the reason it is not available (print it and skip). */
+/**
+ * For a test file: `const harness = harnessPerTest()`, then `await harness(ctx, dialect, opts)` in a test
+ * starts one (or skips the test, printing why) and closes it after the test.
+ */
+export function harnessPerTest(): (ctx: TestContext, dialect: HarnessDialect, opts?: Omit<HarnessOptions, 'dialect'>) => Promise<Harness> {
+  const open: Harness[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((h) => h.close()));
+  });
+  return async (ctx, dialect, opts = {}) => {
+    const h = await startHarness({ dialect, ...opts });
+    if (typeof h === 'string') {
+      console.log(h);
+      ctx.skip(h);
+      throw new Error('unreachable');
+    }
+    open.push(h);
+    return h;
+  };
+}
+
 export async function startHarness(opts: HarnessOptions): Promise<Harness | string> {
   const dialect = DIALECTS.find((d) => d.name === opts.dialect);
   if (!dialect) throw new Error(`no dialect ${opts.dialect}`);
