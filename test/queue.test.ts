@@ -305,6 +305,6 @@ describe('consume command (child processes)', () => {
     expect(stored).toEqual(f.sim.photos().map((p) => p.id));
     expect(storedBy(a).length).toBeGreaterThan(0);
     expect(storedBy(b).length).toBeGreaterThan(0);
-    expect(a.logs.some((l) => String(l.msg).startsWith('stopping'))).toBe(true);
+    expect(a.logs.some((l) => String(l.msg).startsWith('stop requested'))).toBe(true);
   });
 });

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { ConfigError, EXIT } from '../errors.js';
 import { mappingFrom, openJob } from '../job.js';
-import type { Logger } from '../log.js';
+import { stopOnSignals } from '../run-guard.js';
 import { formatSummary } from '../report.js';
 import { createSqsClient, QueueSource } from '../sources/queue.js';
 import { runSync } from '../sync.js';
@@ -44,7 +44,15 @@ export function registerConsume(program: Command): void {
     const logger = loggerFrom(settings);
     const job = await openJob(settings, mapping, logger, { migrate: flags.migrate !== false });
     const sqs = createSqsClient({ queueUrl: settings.queueUrl, endpoint: settings.queueEndpoint });
-    const stop = stopOnSignals(logger, settings.stopTimeoutMs);
+    const stop = stopOnSignals(logger);
+    // Photos in flight that do not finish within the stop timeout are given up: their transactions roll
+    // back and SQS redelivers their messages.
+    void stop.requested.then(() => {
+      setTimeout(() => {
+        logger.error({ stopTimeoutMs: settings.stopTimeoutMs }, 'photos in flight did not finish in time: exiting; their messages will be redelivered');
+        process.exit(EXIT.SOME_PHOTOS_FAILED);
+      }, settings.stopTimeoutMs).unref();
+    });
     try {
       const source = new QueueSource({
         sqs,
@@ -66,33 +74,4 @@ export function registerConsume(program: Command): void {
       await job.close();
     }
   });
-}
-
-/** SIGINT/SIGTERM abort the run gracefully; if the photos in flight do not finish within stopTimeoutMs (or a second signal comes), exit at once: uncommitted work rolls back and its messages are redelivered. */
-function stopOnSignals(logger: Logger, stopTimeoutMs: number): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const onSignal = (name: NodeJS.Signals) => {
-    if (controller.signal.aborted) {
-      logger.warn({ signal: name }, 'second signal: exiting without waiting for photos in flight');
-      process.exit(EXIT.SOME_PHOTOS_FAILED);
-    }
-    logger.info({ signal: name }, 'stopping: no new messages; finishing the photos in flight');
-    controller.abort();
-    timer = setTimeout(() => {
-      logger.error({ stopTimeoutMs }, 'photos in flight did not finish in time: exiting; their messages will be redelivered');
-      process.exit(EXIT.SOME_PHOTOS_FAILED);
-    }, stopTimeoutMs);
-    timer.unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      if (timer) clearTimeout(timer);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
 }

@@ -1,5 +1,6 @@
 /** `cloudcard-sync simulate`: the local CloudCard simulator as a server, for trying the job against it by hand. */
 import type { Command } from 'commander';
+import { ConfigError } from '../errors.js';
 import { runSimulatorServer } from '../simulator/index.js';
 
 export function registerSimulate(program: Command): void {
@@ -11,13 +12,17 @@ export function registerSimulate(program: Command): void {
     .option('--image-bytes <n>', 'approximate size of each image', '40000')
     .option('--latency <ms>', 'added to every request', '0')
     .option('--unmatched-every <n>', 'every Nth person matches no student', '9')
-    .action(async (flags: { port: string; photos: string; imageBytes: string; latency: string; unmatchedEvery: string }) => {
+    .option('--queue <type>', 'also serve an SQS status queue for READY_FOR_DOWNLOAD photos, with FULL or ID messages (try `consume` against it)')
+    .action(async (flags: { port: string; photos: string; imageBytes: string; latency: string; unmatchedEvery: string; queue?: string }) => {
+      const queueType = flags.queue?.toUpperCase();
+      if (queueType !== undefined && queueType !== 'FULL' && queueType !== 'ID') throw new ConfigError(`--queue must be FULL or ID, got "${flags.queue}"`);
       await runSimulatorServer({
         port: Number(flags.port),
         photoCount: Number(flags.photos),
         imageBytes: Number(flags.imageBytes),
         latencyMs: Number(flags.latency),
         unmatchedEvery: Number(flags.unmatchedEvery),
+        ...(queueType ? { statusQueue: { status: 'READY_FOR_DOWNLOAD', messageType: queueType } } : {}),
       });
     });
 }

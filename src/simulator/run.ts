@@ -13,6 +13,9 @@ export async function runSimulatorServer(opts: SimulatorOptions & { port: number
   process.stdout.write(
     `CloudCard simulator listening: baseUrl=${sim.baseUrl} accessToken=${sim.accessToken} photos=${sim.photos().length} bytesBaseUrl=${sim.bytesBaseUrl}\n`,
   );
+  if (sim.queue) {
+    process.stdout.write(`Status queue: CLOUDCARD_SYNC_QUEUE_URL=${sim.queue.url} AWS_ENDPOINT_URL_SQS=${sim.queue.endpoint}\n`);
+  }
   const stop = () => {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
