@@ -26,13 +26,6 @@ export function checkCronExpression(expression: string, settingName: string): vo
   );
 }
 
-/** The status a run ends with, the same rule run history uses. */
-export function runStatusOf(summary: RunSummary): RunStatus {
-  if (summary.stopped) return 'stopped';
-  const c = summary.counts;
-  return c.left + c.failed + c.held > 0 ? 'partial' : 'ok';
-}
-
 export interface DaemonOptions {
   expression: string;
   runAtStart: boolean;
@@ -113,7 +106,7 @@ export class SyncDaemon {
         log.warn({ trigger }, 'tick skipped: another instance is running against this database');
         return;
       }
-      const status = runStatusOf(result.value);
+      const status = result.value.status;
       metrics?.runFinished(result.value, status);
       this.lastRun = { trigger, status, endedAt: new Date().toISOString() };
       if (status === 'ok') this.lastSuccessAt = this.lastRun.endedAt;

@@ -60,6 +60,8 @@ export interface RunSummary {
   /** Photos that did not end stored-and-acknowledged, with the reason (capped, for the report). */
   problems: Array<{ photoId: number; kind: OutcomeKind; code?: string | undefined; reason?: string | undefined }>;
   stopped: boolean;
+  /** As recorded in run history: ok, partial (some photo not stored and marked), or stopped. */
+  status: 'ok' | 'partial' | 'stopped';
 }
 
 const COUNT_BY_KIND: Record<OutcomeKind, keyof RunCounts> = {
@@ -169,7 +171,9 @@ async function run(deps: SyncDeps, opts: RunOptions, runId: string): Promise<Run
     await deps.client.logout();
     logger.info({ status, ...counts, reconciled, durationMs: Date.now() - started }, 'run finished');
   }
-  return { runId, dryRun, counts, reconciled, durationMs: Date.now() - started, problems, stopped: status === 'stopped' };
+  // A failed run has thrown by now; what is left is one of these.
+  const finished = status as RunSummary['status'];
+  return { runId, dryRun, counts, reconciled, durationMs: Date.now() - started, problems, stopped: finished === 'stopped', status: finished };
 
   function record(photoId: number, version: number, outcome: PhotoOutcome): void {
     counts[COUNT_BY_KIND[outcome.kind]]++;
