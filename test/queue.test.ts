@@ -231,6 +231,21 @@ async function studentRow(knex: Knex, photoId: number) {
   return knex('students').where({ CLOUDCARD_PHOTO_ID: photoId }).first('STUDENT_ID', 'PHOTO', 'PHOTO_UPDATED_AT');
 }
 
+
+/**
+ * After a consumer was killed holding a committed photo: a second consumer drains the queue and stops
+ * cleanly, every photo has exactly one ledger row, and the killed one's row in the table is untouched.
+ */
+async function secondConsumerFinishesWithoutRewriting(f: Awaited<ReturnType<typeof fixture>>, photoId: number, before: unknown): Promise<void> {
+  const second = startConsumer(f.env);
+  await waitFor(drained(f), 15_000);
+  second.child.kill('SIGTERM');
+  expect((await second.exited).code).toBe(0);
+  expect((await ledger(f.knex)).map((r) => r.photo_id)).toEqual([1, 2, 3]);
+  expect(await studentRow(f.knex, photoId)).toEqual(before);
+  expect(storedBy(second)).not.toContain(photoId);
+}
+
 describe('consume command (child processes)', () => {
   beforeAll(() => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first with \`npx tsc -p .\` (npm test does)`);
@@ -250,14 +265,7 @@ describe('consume command (child processes)', () => {
     const before = await studentRow(f.knex, photoId);
     expect(before?.PHOTO).toBeTruthy();
 
-    const second = startConsumer(f.env);
-    await waitFor(drained(f), 15_000);
-    second.child.kill('SIGTERM');
-    expect((await second.exited).code).toBe(0);
-
-    expect((await ledger(f.knex)).map((r) => r.photo_id)).toEqual([1, 2, 3]);
-    expect(await studentRow(f.knex, photoId)).toEqual(before);
-    expect(storedBy(second)).not.toContain(photoId);
+    await secondConsumerFinishesWithoutRewriting(f, photoId, before);
     expect(receivesOf(f.sim, stalledMessage)).toBe(2);
   });
 
@@ -276,14 +284,7 @@ describe('consume command (child processes)', () => {
     const before = await studentRow(f.knex, photoId);
     expect(before?.PHOTO).toBeTruthy();
 
-    const second = startConsumer(f.env);
-    await waitFor(drained(f), 15_000);
-    second.child.kill('SIGTERM');
-    expect((await second.exited).code).toBe(0);
-
-    expect((await ledger(f.knex)).map((r) => r.photo_id)).toEqual([1, 2, 3]);
-    expect(await studentRow(f.knex, photoId)).toEqual(before);
-    expect(storedBy(second)).not.toContain(photoId);
+    await secondConsumerFinishesWithoutRewriting(f, photoId, before);
     expect(f.sim.photo(photoId)!.statusHistory.filter((h) => h.status === 'DOWNLOADED')).toHaveLength(1);
   });
 
