@@ -236,7 +236,7 @@ async function studentRow(knex: Knex, photoId: number) {
  * After a consumer was killed holding a committed photo: a second consumer drains the queue and stops
  * cleanly, every photo has exactly one ledger row, and the killed one's row in the table is untouched.
  */
-async function secondConsumerFinishesWithoutRewriting(f: Awaited<ReturnType<typeof fixture>>, photoId: number, before: unknown): Promise<void> {
+async function secondConsumerFinishesWithoutRewriting(f: Fixture, photoId: number, before: unknown): Promise<void> {
   const second = startConsumer(f.env);
   await waitFor(drained(f), 15_000);
   second.child.kill('SIGTERM');
