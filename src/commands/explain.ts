@@ -8,7 +8,8 @@ import type { Knex } from 'knex';
 import { connectDatabase } from '../job.js';
 import { JOB_TABLES, jobTable } from '../target/job-tables.js';
 import { settingsFrom, withDatabaseOptions, type CommonFlags } from './common.js';
-import { isoTime, lower } from './status.js';
+import { lowerKeys } from '../target/rows.js';
+import { isoTime } from './status.js';
 
 export interface PhotoEventRecord {
   at: string | null;
@@ -78,7 +79,7 @@ export async function explain(knex: Knex, jobSchema: string | undefined, query: 
     knex(t(JOB_TABLES.photoEvents)).where('student_key', key).distinct('photo_id'),
     knex(t(JOB_TABLES.ledger)).where('student_key', key).distinct('photo_id'),
   ])) as Array<Array<Record<string, unknown>>>;
-  for (const rows of byKey) for (const r of rows) photoIds.add(Number(lower(r).photo_id));
+  for (const rows of byKey) for (const r of rows) photoIds.add(Number(lowerKeys(r).photo_id));
   for (const s of students) if (s.currentPhotoId !== null) photoIds.add(s.currentPhotoId);
 
   const photos: PhotoStory[] = [];
@@ -92,7 +93,7 @@ async function photoStory(knex: Knex, t: (name: string) => string, photoId: numb
     .where('e.photo_id', photoId)
     .orderBy('e.id')
     .select('e.run_id', 'e.version', 'e.at', 'e.event', 'e.student_key', 'e.detail', 'r.trigger')) as Array<Record<string, unknown>>).map((raw) => {
-    const r = lower(raw);
+    const r = lowerKeys(raw);
     return {
       at: isoTime(r.at),
       runId: String(r.run_id),
@@ -104,7 +105,7 @@ async function photoStory(knex: Knex, t: (name: string) => string, photoId: numb
     };
   });
   const ledger = ((await knex(t(JOB_TABLES.ledger)).where('photo_id', photoId).orderBy('version')) as Array<Record<string, unknown>>).map((raw) => {
-    const r = lower(raw);
+    const r = lowerKeys(raw);
     return {
       version: Number(r.version),
       studentKey: String(r.student_key),
@@ -160,7 +161,7 @@ function verdictFor(photoId: number, events: PhotoEventRecord[], ledger: LedgerR
 }
 
 function toStudent(raw: Record<string, unknown>): StudentRecord {
-  const r = lower(raw);
+  const r = lowerKeys(raw);
   return {
     studentKey: String(r.student_key),
     currentPhotoId: r.photo_id == null ? null : Number(r.photo_id),

@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import { ConfigError } from '../errors.js';
 import { connectDatabase } from '../job.js';
 import { JOB_TABLES, jobTable } from '../target/job-tables.js';
+import { lowerKeys } from '../target/rows.js';
 import { settingsFrom, withDatabaseOptions, type CommonFlags } from './common.js';
 
 export interface RunRecord {
@@ -61,15 +62,10 @@ export function isoTime(v: unknown): string | null {
   return Number.isNaN(d.getTime()) ? String(v) : d.toISOString();
 }
 
-/** Oracle may hand back upper-case column names. */
-export function lower(row: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k.toLowerCase(), v]));
-}
-
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 export function toRunRecord(raw: Record<string, unknown>): RunRecord {
-  const r = lower(raw);
+  const r = lowerKeys(raw);
   const startedAt = isoTime(r.started_at);
   const endedAt = isoTime(r.ended_at);
   const counts = Object.fromEntries(COUNTERS.map((c) => [c, Number(r[c] ?? 0)])) as RunRecord['counts'];
@@ -105,7 +101,7 @@ export async function loadStatus(knex: Knex, jobSchema: string | undefined, opts
   return {
     runs: runs.map(toRunRecord),
     unacknowledged: unacked.map((raw) => {
-      const r = lower(raw);
+      const r = lowerKeys(raw);
       return {
         photoId: Number(r.photo_id),
         version: Number(r.version),
@@ -116,7 +112,7 @@ export async function loadStatus(knex: Knex, jobSchema: string | undefined, opts
       };
     }),
     needsAttention: held.map((raw) => {
-      const r = lower(raw);
+      const r = lowerKeys(raw);
       return {
         photoId: Number(r.photo_id),
         version: Number(r.version),

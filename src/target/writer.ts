@@ -8,6 +8,7 @@ import type { TargetMapping } from '../config/mapping.js';
 import { PhotoError } from '../errors.js';
 import { dialectFor, type Dialect, type TargetRow } from './dialects/index.js';
 import { JOB_TABLES, checkJobSchema, jobTable } from './job-tables.js';
+import { lowerKeys } from './rows.js';
 import type { LedgerRow, StoreHooks, StoreOutcome, StoreRequest, StudentKey } from './types.js';
 
 /** How often a transaction that lost a deadlock (or found SQLite busy) is tried again before giving up. */
@@ -266,11 +267,6 @@ function isNewer(stored: StudentRow, req: StoreRequest): boolean {
   if (stored.photoDate !== req.photoDate) return stored.photoDate > req.photoDate;
   if (stored.photoId !== req.photoId) return stored.photoId > req.photoId;
   return (stored.version ?? 0) > req.version;
-}
-
-/** Oracle may return upper-case keys for unquoted aliases; our columns are lower-case everywhere. */
-function lowerKeys(row: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 /** Drivers differ: BIGINT comes back as a string (pg, tedious), timestamps as numbers (SQLite). */
